@@ -1,0 +1,1 @@
+//! End-to-end tests of debugsession-operator against a real cluster (see tests/).

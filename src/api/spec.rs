@@ -1,0 +1,133 @@
+use super::DebugSessionStatus;
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Regular expression that `spec.ttl` must match: one or more `<digits><unit>` groups with units
+/// h, m and s in that order, such as `90s`, `15m`, `2h`, `1h30m`.
+pub const TTL_PATTERN: &str = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$";
+
+/// A time-boxed debug shell inside a running workload.
+///
+/// The operator adds a shell container to the target's pod template and sets
+/// `shareProcessNamespace: true`, waits for the pods to roll, reports how to attach,
+/// and reverts the workload exactly when the TTL runs out or the session is deleted.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "debugsession.dev",
+    version = "v1alpha1",
+    kind = "DebugSession",
+    plural = "debugsessions",
+    singular = "debugsession",
+    shortname = "dbgs",
+    namespaced,
+    doc = "A time-boxed debug shell inside a running Deployment, StatefulSet or DaemonSet, reverted when the session ends.",
+    status = "DebugSessionStatus",
+    printcolumn = r#"{"name":"Target","type":"string","jsonPath":".status.targetRef"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","format":"date-time","jsonPath":".status.expiresAt"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.readyPods"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.message"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DebugSessionSpec {
+    /// The workload that gets the debug shell. Fixed once the session has started.
+    pub target: Target,
+
+    /// How long the session lasts, counted from the moment the shell was added: a duration such
+    /// as `90s`, `15m`, `2h` or `1h30m`. At least 30s; at most the operator's maximum (24h by
+    /// default). Raising it on a live session extends the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"), length(min = 2))]
+    pub ttl: Option<String>,
+
+    /// The debug shell container. Every field is optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Shell>,
+}
+
+/// Kind of workload a session can target.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum TargetKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Deployment => "Deployment",
+            TargetKind::StatefulSet => "StatefulSet",
+            TargetKind::DaemonSet => "DaemonSet",
+        }
+    }
+
+    /// Plural resource name in the `apps` group.
+    pub fn plural(self) -> &'static str {
+        match self {
+            TargetKind::Deployment => "deployments",
+            TargetKind::StatefulSet => "statefulsets",
+            TargetKind::DaemonSet => "daemonsets",
+        }
+    }
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The workload that gets the debug shell, in the session's namespace.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    /// Kind of the workload: Deployment, StatefulSet or DaemonSet.
+    pub kind: TargetKind,
+    /// Name of the workload in the session's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The app container you want to look at; defaults to the first container of the pod
+    /// template. It must exist in the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+/// The debug shell container added to the pod template.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Shell {
+    /// Image of the shell; defaults to the operator's default image (busybox:1.36).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Entrypoint of the shell container; defaults to the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Arguments to the entrypoint; defaults to the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Vec<String>>,
+    /// Environment variables of the shell container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<Vec<EnvVar>>,
+    /// Compute resources of the shell container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Linux capabilities added to the shell; defaults to `[SYS_PTRACE]`, which lets the shell
+    /// signal and inspect the app's processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<Vec<String>>,
+    /// Name of the shell container; defaults to `debug-shell`. Must not clash with a container
+    /// of the template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub container_name: Option<String>,
+    /// Keep stdin open so that `kubectl attach -it` works; defaults to true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<bool>,
+    /// Allocate a terminal; defaults to true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tty: Option<bool>,
+}

@@ -1,0 +1,146 @@
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::TargetKind;
+
+/// Observed state of a DebugSession.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DebugSessionStatus {
+    /// Where the session is: Pending, Applying, Active, Reverting, Expired or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Standard conditions: `Ready` (the shell is in every pod and can be attached to) and
+    /// `Reverted` (the workload is back as it was).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// When the shell was added to the workload; the TTL counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When the session ends and the workload is reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Time>,
+    /// When the workload was reverted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<Time>,
+    /// The workload as resolved when the session started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<ResolvedTarget>,
+    /// `<Kind>/<name>` of the target, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ref: Option<String>,
+    /// Pods that carry the shell, with the command to attach to each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<SessionPod>,
+    /// `<pods with the shell ready>/<desired pods>`, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_pods: Option<String>,
+    /// One sentence on the current state or the error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Phase of a session, shown in `kubectl get debugsessions`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Phase {
+    /// Not started: being validated, or waiting for another session to release the workload.
+    Pending,
+    /// The shell was added; the pods are rolling.
+    Applying,
+    /// Every pod carries a ready shell.
+    Active,
+    /// The workload is being put back.
+    Reverting,
+    /// The TTL ran out and the workload was reverted.
+    Expired,
+    /// The session could not start (bad input, missing target, Pod Security) or its target vanished.
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Applying => "Applying",
+            Phase::Active => "Active",
+            Phase::Reverting => "Reverting",
+            Phase::Expired => "Expired",
+            Phase::Failed => "Failed",
+        }
+    }
+
+    /// A session in a terminal phase never touches its workload again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Expired | Phase::Failed)
+    }
+
+    pub const ALL: [Phase; 6] = [
+        Phase::Pending,
+        Phase::Applying,
+        Phase::Active,
+        Phase::Reverting,
+        Phase::Expired,
+        Phase::Failed,
+    ];
+}
+
+/// The target as resolved at the start of the session.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResolvedTarget {
+    pub kind: TargetKind,
+    pub name: String,
+    /// UID of the workload object; a workload recreated under the same name is another target.
+    pub uid: String,
+}
+
+/// A pod that carries the debug shell.
+#[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionPod {
+    pub name: String,
+    /// Whether the shell container is running and ready.
+    pub ready: bool,
+    /// The command that attaches a terminal to the shell.
+    pub attach: String,
+}
+
+/// Condition types.
+pub mod condition {
+    pub const READY: &str = "Ready";
+    pub const REVERTED: &str = "Reverted";
+    pub const TARGET_LOCKED: &str = "TargetLocked";
+}
+
+/// Stable, CamelCase condition reasons.
+pub mod reason {
+    pub const VALIDATING: &str = "Validating";
+    pub const HELD_BY_OTHER_SESSION: &str = "HeldByOtherSession";
+    pub const ROLLING_OUT: &str = "RollingOut";
+    pub const WAITING_FOR_POD_DELETION: &str = "WaitingForPodDeletion";
+    pub const NO_PODS: &str = "NoPods";
+    pub const SHELL_READY: &str = "ShellReady";
+    pub const DRIFTED: &str = "Drifted";
+    pub const EXPIRED: &str = "Expired";
+    pub const DELETED: &str = "SessionDeleted";
+    pub const NOT_REVERTED: &str = "NotReverted";
+    pub const NOTHING_TO_REVERT: &str = "NothingToRevert";
+    pub const REVERTED: &str = "Reverted";
+    pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
+    pub const TARGET_DELETED: &str = "TargetDeleted";
+    pub const TARGET_REPLACED: &str = "TargetReplaced";
+    pub const TARGET_CHANGE_REFUSED: &str = "TargetChangeRefused";
+    pub const INVALID_TTL: &str = "InvalidTTL";
+    pub const TTL_TOO_SHORT: &str = "TTLTooShort";
+    pub const TTL_TOO_LONG: &str = "TTLTooLong";
+    pub const EMPTY_IMAGE: &str = "EmptyImage";
+    pub const INVALID_SHELL: &str = "InvalidShell";
+    pub const CONTAINER_NOT_FOUND: &str = "ContainerNotFound";
+    pub const CONTAINER_NAME_CLASH: &str = "ContainerNameClash";
+    pub const POD_SECURITY_VIOLATION: &str = "PodSecurityViolation";
+}

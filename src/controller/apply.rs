@@ -1,0 +1,107 @@
+//! Server-side apply of a session's changes to its workload, and their release.
+//!
+//! Each session writes under its own field manager (`debugsession/<namespace>/<name>`). Its intent
+//! holds exactly the holder annotation, the shell container entry and `shareProcessNamespace`.
+//! Releasing applies an empty intent under the same manager: the API server then removes the
+//! fields that only this manager owned and keeps everything anybody else set meanwhile.
+
+use k8s_openapi::api::core::v1::Container;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use serde_json::{Value, json};
+
+use crate::api::{HOLDER_ANNOTATION, TargetKind};
+use crate::{Error, Result};
+
+fn api(client: &Client, namespace: &str, kind: TargetKind) -> Api<DynamicObject> {
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("apps", "v1", kind.as_str()),
+        kind.plural(),
+    );
+    Api::namespaced_with(client.clone(), namespace, &ar)
+}
+
+/// The intent that takes the workload: only the holder annotation.
+pub fn hold_intent(kind: TargetKind, name: &str, session: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": kind.as_str(),
+        "metadata": {"name": name, "annotations": {HOLDER_ANNOTATION: session}},
+    })
+}
+
+/// The full intent of a running session.
+pub fn shell_intent(kind: TargetKind, name: &str, session: &str, shell: &Container) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": kind.as_str(),
+        "metadata": {"name": name, "annotations": {HOLDER_ANNOTATION: session}},
+        "spec": {"template": {"spec": {
+            "shareProcessNamespace": true,
+            "containers": [shell],
+        }}},
+    })
+}
+
+/// The empty intent that releases everything a manager owns.
+pub fn release_intent(kind: TargetKind, name: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": kind.as_str(), "metadata": {"name": name}})
+}
+
+/// Takes the workload (fails with [`Error::Taken`] when another session holds it), then applies
+/// the shell, forcing ownership of the shell's own fields.
+pub async fn apply_shell(
+    client: &Client,
+    namespace: &str,
+    kind: TargetKind,
+    name: &str,
+    manager: &str,
+    session: &str,
+    shell: &Container,
+    already_held: bool,
+) -> Result<()> {
+    let api = api(client, namespace, kind);
+    if !already_held {
+        api.patch(
+            name,
+            &PatchParams::apply(manager),
+            &Patch::Apply(hold_intent(kind, name, session)),
+        )
+        .await
+        .map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 409 => Error::Taken(e),
+            _ => Error::ApplyShell(e),
+        })?;
+    }
+    api.patch(
+        name,
+        &PatchParams::apply(manager).force(),
+        &Patch::Apply(shell_intent(kind, name, session, shell)),
+    )
+    .await
+    .map_err(Error::ApplyShell)?;
+    Ok(())
+}
+
+/// Releases every field `manager` owns on the workload. A workload that is gone needs nothing.
+pub async fn release(
+    client: &Client,
+    namespace: &str,
+    kind: TargetKind,
+    name: &str,
+    manager: &str,
+) -> Result<()> {
+    let api = api(client, namespace, kind);
+    match api
+        .patch(
+            name,
+            &PatchParams::apply(manager),
+            &Patch::Apply(release_intent(kind, name)),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::Revert(e)),
+    }
+}

@@ -1,0 +1,395 @@
+//! The DebugSession controller: watch, observe, plan (pure), act (SSA), report.
+
+pub mod apply;
+pub mod conditions;
+pub mod plan;
+pub mod podsecurity;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::api::{
+    DebugSession, FINALIZER, HOLDER_ANNOTATION, Phase, STATUS_MANAGER, TargetKind, session_manager,
+};
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+use crate::workload::{self, Workload};
+use crate::{Error, Result};
+use plan::{Holder, Observed, Plan, WorkloadAction};
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    failures: Mutex<HashMap<ObjectRef<DebugSession>, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+        instance: Option<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "debugsession-operator".into(),
+            instance,
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            metrics,
+            failures: Mutex::default(),
+        }
+    }
+}
+
+/// Reconciles one DebugSession; the finalizer makes deletion always go through [`cleanup`].
+pub async fn reconcile(session: Arc<DebugSession>, ctx: Arc<Context>) -> Result<Action> {
+    let ns = session.namespace().ok_or(Error::NotNamespaced)?;
+    let span = info_span!("reconcile", namespace = %ns, session = %session.name_any());
+    async move {
+        ctx.metrics.reconciles.inc();
+        let api: Api<DebugSession> = Api::namespaced(ctx.client.clone(), &ns);
+        let res = finalizer(&api, FINALIZER, session.clone(), |event| async {
+            match event {
+                Finalizer::Apply(s) => reconcile_live(&s, &ctx).await,
+                Finalizer::Cleanup(s) => cleanup(&s, &ctx).await,
+            }
+        })
+        .await
+        .map_err(|e| Error::Finalizer(Box::new(e)));
+        if res.is_ok()
+            && let Ok(mut f) = ctx.failures.lock()
+        {
+            f.remove(&ObjectRef::from_obj(session.as_ref()));
+        }
+        res
+    }
+    .instrument(span)
+    .await
+}
+
+/// Transient errors back off exponentially (1s .. 5min); a lost race for the workload retries at once.
+pub fn error_policy(session: Arc<DebugSession>, err: &Error, ctx: Arc<Context>) -> Action {
+    warn!(namespace = session.namespace().unwrap_or_default(), session = %session.name_any(), error = %err, "reconcile failed");
+    ctx.metrics
+        .errors
+        .get_or_create(&crate::metrics::ErrorLabels {
+            reason: err.metric_label().into(),
+        })
+        .inc();
+    if matches!(err, Error::Taken(_)) {
+        return Action::requeue(Duration::from_millis(500));
+    }
+    let n = ctx
+        .failures
+        .lock()
+        .map(|mut f| {
+            let n = f.entry(ObjectRef::from_obj(session.as_ref())).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        })
+        .unwrap_or(1);
+    Action::requeue(
+        Duration::from_secs(1u64 << n.min(8).saturating_sub(1)).min(Duration::from_secs(300)),
+    )
+}
+
+fn target_of(session: &DebugSession) -> (TargetKind, String) {
+    match session.status.as_ref().and_then(|s| s.target.as_ref()) {
+        Some(t) => (t.kind, t.name.clone()),
+        None => (session.spec.target.kind, session.spec.target.name.clone()),
+    }
+}
+
+/// Reads what planning needs.
+async fn observe(session: &DebugSession, ctx: &Context, full: bool) -> Result<Observed> {
+    let ns = session.namespace().ok_or(Error::NotNamespaced)?;
+    let (kind, name) = target_of(session);
+    let workload = workload::fetch(&ctx.client, &ns, kind, &name).await?;
+    let mut obs = Observed {
+        workload,
+        ..Observed::default()
+    };
+    if !full {
+        return Ok(obs);
+    }
+    let started = session
+        .status
+        .as_ref()
+        .is_some_and(|s| s.started_at.is_some());
+    let terminal = session
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(Phase::is_terminal);
+    if let Some(w) = &obs.workload {
+        obs.holder = Some(holder(w, session, ctx, &ns).await?);
+        if !started {
+            let nsobj = Api::<Namespace>::all(ctx.client.clone())
+                .get_opt(&ns)
+                .await
+                .map_err(Error::ReadNamespace)?;
+            obs.namespace_labels = nsobj.map(|n| n.labels().clone()).unwrap_or_default();
+        } else if !terminal {
+            let selector = w.label_selector();
+            if !selector.is_empty() {
+                let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .map_err(Error::ListPods)?;
+                obs.pods = pods.items;
+            }
+        }
+    }
+    Ok(obs)
+}
+
+async fn holder(w: &Workload, session: &DebugSession, ctx: &Context, ns: &str) -> Result<Holder> {
+    let Some(name) = w.annotations.get(HOLDER_ANNOTATION) else {
+        return Ok(Holder::Free);
+    };
+    if *name == session.name_any() {
+        return Ok(Holder::Us);
+    }
+    let other = Api::<DebugSession>::namespaced(ctx.client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(Error::ReadHolder)?;
+    // A holder being deleted is still live: its finalizer releases the workload.
+    let live = other.is_some_and(|o| {
+        o.metadata.deletion_timestamp.is_some()
+            || !o
+                .status
+                .and_then(|s| s.phase)
+                .is_some_and(Phase::is_terminal)
+    });
+    Ok(Holder::Other {
+        name: name.clone(),
+        live,
+    })
+}
+
+async fn reconcile_live(session: &DebugSession, ctx: &Context) -> Result<Action> {
+    let obs = observe(session, ctx, true).await?;
+    let now = Timestamp::now();
+    let plan = plan::plan(session, &obs, &ctx.settings, now);
+    let held = matches!(obs.holder, Some(Holder::Us));
+    if let Err(e) = act(session, ctx, &plan, held).await {
+        if matches!(plan.action, WorkloadAction::Release) {
+            // Say so while retrying: the workload still carries the shell.
+            let mut status = plan.status.clone();
+            status.phase = Some(Phase::Reverting);
+            status.message = Some(format!("reverting failed, retrying: {e}"));
+            write_status(session, ctx, &status).await?;
+        }
+        return Err(e);
+    }
+    report(session, ctx, &plan, now).await?;
+    Ok(plan
+        .requeue
+        .map(Action::requeue)
+        .unwrap_or_else(Action::await_change))
+}
+
+async fn cleanup(session: &DebugSession, ctx: &Context) -> Result<Action> {
+    let obs = observe(session, ctx, false).await?;
+    let plan = plan::plan_cleanup(session, &obs, Timestamp::now());
+    act(session, ctx, &plan, true).await?;
+    publish(session, ctx, &plan).await;
+    ctx.metrics.forget(session);
+    info!(action = ?plan.action, "session deleted");
+    Ok(Action::await_change())
+}
+
+/// Carries out the planned change to the workload.
+async fn act(session: &DebugSession, ctx: &Context, plan: &Plan, held: bool) -> Result<()> {
+    let ns = session.namespace().ok_or(Error::NotNamespaced)?;
+    let name = session.name_any();
+    let (kind, target) = target_of(session);
+    let (kind, target) = plan
+        .status
+        .target
+        .as_ref()
+        .map(|t| (t.kind, t.name.clone()))
+        .unwrap_or((kind, target));
+    match &plan.action {
+        WorkloadAction::None => Ok(()),
+        WorkloadAction::Apply(shell) => {
+            let manager = session_manager(&ns, &name);
+            apply::apply_shell(
+                &ctx.client,
+                &ns,
+                kind,
+                &target,
+                &manager,
+                &name,
+                shell,
+                held,
+            )
+            .await?;
+            info!(workload = %format!("{kind}/{target}"), %manager, "applied debug shell");
+            Ok(())
+        }
+        WorkloadAction::Release => {
+            apply::release(
+                &ctx.client,
+                &ns,
+                kind,
+                &target,
+                &session_manager(&ns, &name),
+            )
+            .await?;
+            info!(workload = %format!("{kind}/{target}"), "reverted workload");
+            Ok(())
+        }
+        WorkloadAction::ReleaseStale { session: other } => {
+            apply::release(
+                &ctx.client,
+                &ns,
+                kind,
+                &target,
+                &session_manager(&ns, other),
+            )
+            .await?;
+            info!(workload = %format!("{kind}/{target}"), stale = %other, "released fields of an ended session");
+            Ok(())
+        }
+    }
+}
+
+/// Writes the planned status (when it changed), records events and metrics.
+async fn report(session: &DebugSession, ctx: &Context, plan: &Plan, now: Timestamp) -> Result<()> {
+    let old = session.status.clone().unwrap_or_default();
+    if old != plan.status {
+        write_status(session, ctx, &plan.status).await?;
+    }
+    publish(session, ctx, plan).await;
+    ctx.metrics
+        .observe_transition(session, &old, &plan.status, now);
+    Ok(())
+}
+
+async fn write_status(
+    session: &DebugSession,
+    ctx: &Context,
+    status: &crate::api::DebugSessionStatus,
+) -> Result<()> {
+    let ns = session.namespace().ok_or(Error::NotNamespaced)?;
+    let api: Api<DebugSession> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = json!({
+        "apiVersion": DebugSession::api_version(&()),
+        "kind": DebugSession::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &session.name_any(),
+        &PatchParams::apply(STATUS_MANAGER).force(),
+        &Patch::Apply(body),
+    )
+    .await
+    .map_err(Error::WriteStatus)?;
+    Ok(())
+}
+
+async fn publish(session: &DebugSession, ctx: &Context, plan: &Plan) {
+    let reference = session.object_ref(&());
+    for note in &plan.notes {
+        let event = Event {
+            type_: if note.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: note.reason.to_string(),
+            note: Some(note.message.chars().take(1000).collect()),
+            action: note.reason.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            warn!(error = %e, reason = note.reason, "could not record event");
+        }
+    }
+}
+
+/// Runs the controller until a shutdown signal arrives. `ready` is set after the first sync.
+pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
+    let client = ctx.client.clone();
+    let sessions = Api::<DebugSession>::all(client.clone());
+    let controller = Controller::new(sessions, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    let wc = || watcher::Config::default().any_semantic();
+    let controller = controller
+        .watches(
+            Api::<Deployment>::all(client.clone()),
+            wc(),
+            mapper(store.clone(), TargetKind::Deployment),
+        )
+        .watches(
+            Api::<StatefulSet>::all(client.clone()),
+            wc(),
+            mapper(store.clone(), TargetKind::StatefulSet),
+        )
+        .watches(
+            Api::<DaemonSet>::all(client.clone()),
+            wc(),
+            mapper(store.clone(), TargetKind::DaemonSet),
+        )
+        .shutdown_on_signal();
+    let ready_store = store.clone();
+    tokio::spawn(async move {
+        if ready_store.wait_until_ready().await.is_ok() {
+            ready.store(true, std::sync::atomic::Ordering::SeqCst);
+            info!("initial sync done");
+        }
+    });
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile result");
+            }
+        })
+        .await;
+    info!("controller stopped");
+}
+
+/// Maps a workload event to the sessions that target it.
+fn mapper<K: Resource<DynamicType = ()>>(
+    store: Store<DebugSession>,
+    kind: TargetKind,
+) -> impl Fn(K) -> Vec<ObjectRef<DebugSession>> + Send + Sync + 'static {
+    move |obj: K| {
+        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+        store
+            .state()
+            .iter()
+            .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
+            .filter(|s| {
+                let (k, n) = target_of(s);
+                k == kind && n == name
+            })
+            .map(|s| ObjectRef::from_obj(s.as_ref()))
+            .collect()
+    }
+}
