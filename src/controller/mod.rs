@@ -332,8 +332,12 @@ async fn publish(session: &DebugSession, ctx: &Context, plan: &Plan) {
     }
 }
 
-/// Runs the controller until a shutdown signal arrives. `ready` is set after the first sync.
-pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
+/// Runs the controller until `shutdown` resolves. `ready` is set after the first sync.
+pub async fn run(
+    ctx: Arc<Context>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
     let client = ctx.client.clone();
     let sessions = Api::<DebugSession>::all(client.clone());
     let controller = Controller::new(sessions, watcher::Config::default().any_semantic());
@@ -355,7 +359,7 @@ pub async fn run(ctx: Arc<Context>, ready: Arc<std::sync::atomic::AtomicBool>) {
             wc(),
             mapper(store.clone(), TargetKind::DaemonSet),
         )
-        .shutdown_on_signal();
+        .graceful_shutdown_on(shutdown);
     let ready_store = store.clone();
     tokio::spawn(async move {
         if ready_store.wait_until_ready().await.is_ok() {
