@@ -13,12 +13,24 @@ use serde_json::{Value, json};
 use crate::api::{HOLDER_ANNOTATION, TargetKind};
 use crate::{Error, Result};
 
-fn api(client: &Client, namespace: &str, kind: TargetKind) -> Api<DynamicObject> {
-    let ar = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("apps", "v1", kind.as_str()),
-        kind.plural(),
-    );
-    Api::namespaced_with(client.clone(), namespace, &ar)
+/// The workload a change goes to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkloadRef {
+    pub namespace: String,
+    pub kind: TargetKind,
+    pub name: String,
+}
+
+impl std::fmt::Display for WorkloadRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+fn api(client: &Client, w: &WorkloadRef) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("apps", "v1", w.kind.as_str());
+    let ar = ApiResource::from_gvk_with_plural(&gvk, w.kind.plural());
+    Api::namespaced_with(client.clone(), &w.namespace, &ar)
 }
 
 /// The intent that takes the workload: only the holder annotation.
@@ -52,52 +64,34 @@ pub fn release_intent(kind: TargetKind, name: &str) -> Value {
 /// the shell, forcing ownership of the shell's own fields.
 pub async fn apply_shell(
     client: &Client,
-    namespace: &str,
-    kind: TargetKind,
-    name: &str,
+    w: &WorkloadRef,
     manager: &str,
     session: &str,
     shell: &Container,
     already_held: bool,
 ) -> Result<()> {
-    let api = api(client, namespace, kind);
+    let api = api(client, w);
     if !already_held {
-        api.patch(
-            name,
-            &PatchParams::apply(manager),
-            &Patch::Apply(hold_intent(kind, name, session)),
-        )
-        .await
-        .map_err(|e| match &e {
-            kube::Error::Api(s) if s.code == 409 => Error::Taken(e),
-            _ => Error::ApplyShell(e),
-        })?;
+        let hold = Patch::Apply(hold_intent(w.kind, &w.name, session));
+        api.patch(&w.name, &PatchParams::apply(manager), &hold)
+            .await
+            .map_err(|e| match &e {
+                kube::Error::Api(s) if s.code == 409 => Error::Taken(e),
+                _ => Error::ApplyShell(e),
+            })?;
     }
-    api.patch(
-        name,
-        &PatchParams::apply(manager).force(),
-        &Patch::Apply(shell_intent(kind, name, session, shell)),
-    )
-    .await
-    .map_err(Error::ApplyShell)?;
+    let full = Patch::Apply(shell_intent(w.kind, &w.name, session, shell));
+    api.patch(&w.name, &PatchParams::apply(manager).force(), &full)
+        .await
+        .map_err(Error::ApplyShell)?;
     Ok(())
 }
 
 /// Releases every field `manager` owns on the workload. A workload that is gone needs nothing.
-pub async fn release(
-    client: &Client,
-    namespace: &str,
-    kind: TargetKind,
-    name: &str,
-    manager: &str,
-) -> Result<()> {
-    let api = api(client, namespace, kind);
-    match api
-        .patch(
-            name,
-            &PatchParams::apply(manager),
-            &Patch::Apply(release_intent(kind, name)),
-        )
+pub async fn release(client: &Client, w: &WorkloadRef, manager: &str) -> Result<()> {
+    let empty = Patch::Apply(release_intent(w.kind, &w.name));
+    match api(client, w)
+        .patch(&w.name, &PatchParams::apply(manager), &empty)
         .await
     {
         Ok(_) => Ok(()),

@@ -226,56 +226,34 @@ async fn cleanup(session: &DebugSession, ctx: &Context) -> Result<Action> {
 async fn act(session: &DebugSession, ctx: &Context, plan: &Plan, held: bool) -> Result<()> {
     let ns = session.namespace().ok_or(Error::NotNamespaced)?;
     let name = session.name_any();
-    let (kind, target) = target_of(session);
     let (kind, target) = plan
         .status
         .target
         .as_ref()
         .map(|t| (t.kind, t.name.clone()))
-        .unwrap_or((kind, target));
+        .unwrap_or_else(|| target_of(session));
+    let w = apply::WorkloadRef {
+        namespace: ns.clone(),
+        kind,
+        name: target,
+    };
     match &plan.action {
-        WorkloadAction::None => Ok(()),
+        WorkloadAction::None => {}
         WorkloadAction::Apply(shell) => {
             let manager = session_manager(&ns, &name);
-            apply::apply_shell(
-                &ctx.client,
-                &ns,
-                kind,
-                &target,
-                &manager,
-                &name,
-                shell,
-                held,
-            )
-            .await?;
-            info!(workload = %format!("{kind}/{target}"), %manager, "applied debug shell");
-            Ok(())
+            apply::apply_shell(&ctx.client, &w, &manager, &name, shell, held).await?;
+            info!(workload = %w, %manager, "applied debug shell");
         }
         WorkloadAction::Release => {
-            apply::release(
-                &ctx.client,
-                &ns,
-                kind,
-                &target,
-                &session_manager(&ns, &name),
-            )
-            .await?;
-            info!(workload = %format!("{kind}/{target}"), "reverted workload");
-            Ok(())
+            apply::release(&ctx.client, &w, &session_manager(&ns, &name)).await?;
+            info!(workload = %w, "reverted workload");
         }
         WorkloadAction::ReleaseStale { session: other } => {
-            apply::release(
-                &ctx.client,
-                &ns,
-                kind,
-                &target,
-                &session_manager(&ns, other),
-            )
-            .await?;
-            info!(workload = %format!("{kind}/{target}"), stale = %other, "released fields of an ended session");
-            Ok(())
+            apply::release(&ctx.client, &w, &session_manager(&ns, other)).await?;
+            info!(workload = %w, stale = %other, "released fields of an ended session");
         }
     }
+    Ok(())
 }
 
 /// Writes the planned status (when it changed), records events and metrics.

@@ -136,7 +136,7 @@ pub fn against_workload(
             ),
         ));
     }
-    if names.iter().any(|n| *n == shell.name) {
+    if names.contains(&shell.name) {
         return Err(Invalid::new(
             reason::CONTAINER_NAME_CLASH,
             format!(
