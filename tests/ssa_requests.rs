@@ -1,0 +1,180 @@
+//! The exact server-side apply requests for taking, applying and releasing a workload, checked
+//! against a mocked API server.
+
+use http::{Method, Request, Response};
+use k8s_openapi::api::core::v1::Container;
+use kube::client::Body;
+use kube::{Client, client::ClientBuilder};
+use serde_json::{Value, json};
+
+use debugsession_operator::Error;
+use debugsession_operator::api::TargetKind;
+use debugsession_operator::controller::apply::{self, WorkloadRef};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+fn mock() -> (Client, Handle) {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (ClientBuilder::new(svc, "default").build(), handle)
+}
+
+struct Seen {
+    method: Method,
+    path: String,
+    query: String,
+    content_type: String,
+    body: Value,
+}
+
+async fn next(handle: &mut Handle, status: u16, reply: Value) -> Seen {
+    let (req, send) = handle.next_request().await.expect("a request");
+    let seen = Seen {
+        method: req.method().clone(),
+        path: req.uri().path().to_string(),
+        query: req.uri().query().unwrap_or_default().to_string(),
+        content_type: req
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default(),
+        body: serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap()).unwrap(),
+    };
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .unwrap(),
+    );
+    seen
+}
+
+fn deployment() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "team"}})
+}
+
+fn target(kind: TargetKind) -> WorkloadRef {
+    WorkloadRef {
+        namespace: "team".into(),
+        kind,
+        name: "web".into(),
+    }
+}
+
+fn shell() -> Container {
+    serde_json::from_value(
+        json!({"name": "debug-shell", "image": "busybox:1.36", "stdin": true, "tty": true,
+        "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}}),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn apply_takes_the_workload_then_forces_the_shell_fields() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        let hold = next(&mut handle, 200, deployment()).await;
+        let full = next(&mut handle, 200, deployment()).await;
+        (hold, full)
+    });
+    apply::apply_shell(
+        &client,
+        &target(TargetKind::Deployment),
+        "debugsession/team/dbg",
+        "dbg",
+        &shell(),
+        false,
+    )
+    .await
+    .unwrap();
+    let (hold, full) = server.await.unwrap();
+
+    assert_eq!(hold.method, Method::PATCH);
+    assert_eq!(hold.path, "/apis/apps/v1/namespaces/team/deployments/web");
+    assert_eq!(hold.query, "&fieldManager=debugsession%2Fteam%2Fdbg");
+    assert_eq!(hold.content_type, "application/apply-patch+yaml");
+    assert_eq!(
+        hold.body,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "web", "annotations": {"debugsession.dev/session": "dbg"}}})
+    );
+
+    assert_eq!(full.path, "/apis/apps/v1/namespaces/team/deployments/web");
+    assert_eq!(
+        full.query,
+        "&force=true&fieldManager=debugsession%2Fteam%2Fdbg"
+    );
+    assert_eq!(
+        full.body,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "web", "annotations": {"debugsession.dev/session": "dbg"}},
+               "spec": {"template": {"spec": {"shareProcessNamespace": true, "containers": [
+                   {"name": "debug-shell", "image": "busybox:1.36", "stdin": true, "tty": true,
+                    "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}}]}}}})
+    );
+}
+
+#[tokio::test]
+async fn a_held_workload_is_reported_as_taken_and_nothing_else_is_sent() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409, "reason": "Conflict",
+            "message": "Apply failed with 1 conflict: conflict with \"debugsession/team/first\": .metadata.annotations.debugsession.dev/session"});
+        next(&mut handle, 409, conflict).await;
+        handle
+    });
+    let err = apply::apply_shell(
+        &client,
+        &target(TargetKind::StatefulSet),
+        "debugsession/team/dbg",
+        "dbg",
+        &shell(),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Taken(_)), "{err}");
+    let mut handle = server.await.unwrap();
+    drop(client);
+    assert!(
+        handle.next_request().await.is_none(),
+        "no forced apply after losing the race"
+    );
+}
+
+#[tokio::test]
+async fn release_applies_an_empty_intent_under_the_session_manager() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move { next(&mut handle, 200, deployment()).await });
+    apply::release(
+        &client,
+        &target(TargetKind::DaemonSet),
+        "debugsession/team/dbg",
+    )
+    .await
+    .unwrap();
+    let seen = server.await.unwrap();
+    assert_eq!(seen.method, Method::PATCH);
+    assert_eq!(seen.path, "/apis/apps/v1/namespaces/team/daemonsets/web");
+    assert_eq!(seen.query, "&fieldManager=debugsession%2Fteam%2Fdbg");
+    assert_eq!(
+        seen.body,
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "web"}})
+    );
+}
+
+#[tokio::test]
+async fn release_of_a_vanished_workload_is_done() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        let gone = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "reason": "NotFound", "message": "not found"});
+        next(&mut handle, 404, gone).await
+    });
+    apply::release(
+        &client,
+        &target(TargetKind::Deployment),
+        "debugsession/team/dbg",
+    )
+    .await
+    .unwrap();
+    server.await.unwrap();
+}
