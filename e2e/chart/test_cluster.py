@@ -1,0 +1,205 @@
+"""In-cluster tests: install the chart with the Helm v4 library into the local cluster, run a
+DebugSession against it, prove least privilege, upgrade and uninstall.
+
+Skipped when no cluster is reachable (E2E_REQUIRE_CLUSTER=1 makes that a failure).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+
+import helm_python as helm
+from conftest import (CHART_DIR, NAMESPACE, RELEASE, dump_operator_debug, fixture, images_env, kubectl,
+                      kubectl_json, load_docs, operator_pod_ready, wait_for)
+
+SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=debugsession-operator"
+SA = f"system:serviceaccount:{NAMESPACE}:debugsession-operator"
+TEST_NS = "dbgs-chart-e2e"
+METRICS_PORT = 18080  # a host port (hostNetwork): keep clear of 8080, a locally run operator's default
+
+
+def local_values(**overrides: Any) -> dict[str, Any]:
+    """Values for the local cluster: the image imported by e2e/image/build, no registry, no kube-proxy."""
+    values: dict[str, Any] = {
+        "replicaCount": 1,  # hostNetwork: one pod per node, or the metrics port clashes
+        "image": {"repository": "registry.local/debugsession-operator", "tag": "0.1.0", "pullPolicy": "Never"},
+        "hostNetwork": True,
+        "extraEnv": [
+            {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+            {"name": "KUBERNETES_SERVICE_PORT", "value": "26443"},
+        ],
+        "metrics": {"port": METRICS_PORT},
+        "operator": {"defaultImage": images_env()["BUSYBOX_IMAGE"], "logLevel": "info"},
+    }
+    for k, v in overrides.items():
+        if isinstance(v, dict) and isinstance(values.get(k), dict):
+            values[k] = {**values[k], **v}
+        else:
+            values[k] = v
+    return values
+
+
+def release_leftovers() -> list[str]:
+    """Objects labelled with the release, cluster-wide, plus Helm's release records."""
+    kinds = ("deployments,replicasets,pods,services,serviceaccounts,configmaps,roles,rolebindings,"
+             "poddisruptionbudgets.policy,networkpolicies")
+    out = kubectl("get", kinds, "-A", "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout.split()
+    out += kubectl("get", "clusterroles,clusterrolebindings", "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout.split()
+    out += kubectl("get", "secrets", "-n", NAMESPACE, "-l", f"owner=helm,name={RELEASE}", "-o", "name").stdout.split()
+    return out
+
+
+@pytest.fixture(scope="module")
+def helm_cfg(cluster, operator_image):
+    import os
+    with helm.Config(kubeconfig_path=os.environ["KUBECONFIG"], namespace=NAMESPACE) as cfg:
+        cfg.uninstall(RELEASE, ignore_not_found=True, wait="watcher", timeout=120)  # a previous run's release
+        yield cfg
+        cfg.uninstall(RELEASE, ignore_not_found=True, wait="watcher", timeout=120)
+    kubectl("delete", "namespace", TEST_NS, "--ignore-not-found", "--wait=true", "--timeout=120s", check=False)
+    kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", "--timeout=120s", check=False)
+
+
+@pytest.fixture(scope="module")
+def installed(helm_cfg):
+    try:
+        rel = helm_cfg.install(CHART_DIR, RELEASE, local_values(), namespace=NAMESPACE, create_namespace=True,
+                               wait="watcher", timeout=240)
+    except helm.HelmError as e:
+        pytest.fail(f"helm install failed: {e}\n{dump_operator_debug(NAMESPACE, SELECTOR)}")
+    return rel
+
+
+def test_install_operator_pod_ready(installed):
+    assert installed["info"]["status"] == "deployed" if "info" in installed else True
+    try:
+        pods = wait_for("the operator pod to be Ready", operator_pod_ready(NAMESPACE, SELECTOR), timeout=180)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{dump_operator_debug(NAMESPACE, SELECTOR)}") from None
+    assert len(pods) == 1
+    pod = pods[0]
+    assert pod["spec"]["serviceAccountName"] == "debugsession-operator"
+    c = pod["spec"]["containers"][0]
+    assert c["image"] == "registry.local/debugsession-operator:0.1.0"
+    assert c["securityContext"]["runAsUser"] == 65532 and c["securityContext"]["readOnlyRootFilesystem"] is True
+    # the CRD came from the chart's crds/ (or was already there)
+    kubectl("get", "crd", "debugsessions.debugsession.dev")
+    # replicas 1: no PodDisruptionBudget
+    assert kubectl("get", "pdb", "-n", NAMESPACE, "-o", "name").stdout.strip() == ""
+
+
+def test_pdb_api_version_follows_the_cluster(helm_cfg, installed):
+    """Rendered against the live cluster (1.20: no policy/v1), the PDB uses policy/v1beta1; offline it is policy/v1."""
+    served = kubectl("api-versions").stdout.split()
+    with helm.Chart.load(CHART_DIR) as chart:
+        out = helm_cfg.render(chart, local_values(replicaCount=2), name=RELEASE, namespace=NAMESPACE, is_upgrade=True)
+    pdb = yaml.safe_load(out["debugsession-operator/templates/poddisruptionbudget.yaml"])
+    assert pdb["apiVersion"] == ("policy/v1" if "policy/v1" in served else "policy/v1beta1")
+    # the server accepts it
+    kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pdb))
+
+
+def test_metrics_and_health_endpoints(installed):
+    import urllib.request
+    for path in ("/healthz", "/readyz"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}{path}", timeout=5) as r:
+            assert r.status == 200
+    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS_PORT}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    assert "debugsession_reconciles_total" in text
+    assert "debugsession_sessions" in text
+
+
+def session(name: str = "web-debug") -> dict[str, Any]:
+    return kubectl_json("get", "debugsession", name, "-n", TEST_NS)
+
+
+def web_template() -> dict[str, Any]:
+    return kubectl_json("get", "deployment", "web", "-n", TEST_NS)["spec"]["template"]["spec"]
+
+
+def test_session_reaches_active_and_is_reverted(installed):
+    kubectl("create", "namespace", TEST_NS, check=False)
+    kubectl("apply", "-n", TEST_NS, "-f", "-", input=fixture("nginx.yaml"))
+    kubectl("rollout", "status", "-n", TEST_NS, "deployment/web", "--timeout=120s")
+    before = web_template()
+    assert [c["name"] for c in before["containers"]] == ["nginx"]
+
+    kubectl("apply", "-n", TEST_NS, "-f", "-", input=fixture("session.yaml"))
+    try:
+        wait_for("the session to be Active",
+                 lambda: session().get("status", {}).get("phase") == "Active", timeout=240)
+    except AssertionError as e:
+        st = json.dumps(session().get("status"), indent=1)
+        raise AssertionError(f"{e}\nstatus: {st}\n{dump_operator_debug(NAMESPACE, SELECTOR)}") from None
+    during = web_template()
+    assert len(during["containers"]) == 2, during["containers"]
+    assert during.get("shareProcessNamespace") is True
+    shell = [c for c in during["containers"] if c["name"] != "nginx"][0]
+    assert shell["image"] == images_env()["BUSYBOX_IMAGE"]  # the chart's operator.defaultImage
+
+    kubectl("delete", "debugsession", "web-debug", "-n", TEST_NS, "--wait=true", "--timeout=120s")
+    after = wait_for("the template to be reverted",
+                     lambda: (t := web_template()) and [c["name"] for c in t["containers"]] == ["nginx"] and t, timeout=120)
+    assert not after.get("shareProcessNamespace")
+    assert after["containers"] == before["containers"]
+    kubectl("rollout", "status", "-n", TEST_NS, "deployment/web", "--timeout=120s")
+
+
+@pytest.mark.parametrize("verb,resource,namespace,allowed", [
+    ("patch", "deployments.apps", "default", True),
+    ("patch", "statefulsets.apps", TEST_NS, True),
+    ("list", "pods", "default", True),
+    ("watch", "debugsessions.debugsession.dev", "default", True),
+    ("patch", "debugsessions.debugsession.dev/status", "default", True),
+    ("create", "events.events.k8s.io", "default", True),
+    ("update", "leases.coordination.k8s.io", NAMESPACE, True),
+    ("get", "secrets", "default", False),
+    ("get", "secrets", NAMESPACE, False),
+    ("delete", "deployments.apps", "default", False),
+    ("create", "deployments.apps", "default", False),
+    ("create", "pods", "default", False),
+    ("create", "pods/exec", "default", False),
+    ("delete", "debugsessions.debugsession.dev", "default", False),
+    ("update", "leases.coordination.k8s.io", "default", False),
+    ("create", "clusterrolebindings.rbac.authorization.k8s.io", "", False),
+])
+def test_service_account_least_privilege(installed, verb, resource, namespace, allowed):
+    args = ["auth", "can-i", verb, resource, f"--as={SA}"]
+    args += ["-n", namespace] if namespace else []
+    p = kubectl(*args, check=False)
+    answer = p.stdout.strip()
+    assert answer == ("yes" if allowed else "no"), f"can-i {verb} {resource} -n {namespace}: {answer} {p.stderr}"
+
+
+def test_upgrade_changes_a_value(helm_cfg, installed):
+    before = kubectl_json("get", "deployment", RELEASE, "-n", NAMESPACE)
+    rel = helm_cfg.upgrade(CHART_DIR, RELEASE, local_values(operator={"logLevel": "debug", "logFormat": "text"}),
+                           namespace=NAMESPACE, wait="watcher", timeout=240)
+    assert rel.get("version", 2) == 2
+    hist = helm_cfg.history(RELEASE)
+    assert [h.get("version") for h in hist][-1] == 2
+    dep = kubectl_json("get", "deployment", RELEASE, "-n", NAMESPACE)
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DEBUGSESSION_LOG_LEVEL"] == "debug" and env["DEBUGSESSION_LOG_FORMAT"] == "text"
+    assert dep["metadata"]["generation"] > before["metadata"]["generation"]
+    wait_for("the upgraded operator pod to be Ready",
+             lambda: (pods := operator_pod_ready(NAMESPACE, SELECTOR)()) and all(
+                 {e["name"]: e.get("value") for e in p["spec"]["containers"][0]["env"]}["DEBUGSESSION_LOG_LEVEL"] == "debug"
+                 for p in pods), timeout=180)
+
+
+def test_uninstall_leaves_only_the_crd(helm_cfg, installed):
+    helm_cfg.uninstall(RELEASE, wait="watcher", timeout=180)
+    wait_for("the release's objects to be gone", lambda: release_leftovers() == [], timeout=120)
+    assert helm_cfg.list(all_states=True) == [] or all(r.get("name") != RELEASE for r in helm_cfg.list(all_states=True))
+    kubectl("get", "crd", "debugsessions.debugsession.dev")  # Helm never deletes crds/ CRDs
+    # what is left in the namespace was created at run time by the operator (its leader Lease) or by Kubernetes
+    left = kubectl("get", "all,configmaps,secrets,serviceaccounts,roles,rolebindings", "-n", NAMESPACE, "-o", "name").stdout.split()
+    assert [x for x in left if x not in ("serviceaccount/default", "configmap/kube-root-ca.crt")
+            and not x.startswith("secret/default-token-")] == []
