@@ -340,9 +340,16 @@ pub async fn run(
         .graceful_shutdown_on(shutdown);
     let ready_store = store.clone();
     tokio::spawn(async move {
-        if ready_store.wait_until_ready().await.is_ok() {
-            ready.store(true, std::sync::atomic::Ordering::SeqCst);
-            info!("initial sync done");
+        // The store's readiness signal wakes only one waiter (the controller itself), so poll it.
+        loop {
+            let wait = tokio::time::timeout(Duration::from_millis(250), ready_store.wait_until_ready());
+            if let Ok(res) = wait.await {
+                if res.is_ok() {
+                    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+                    info!("initial sync done");
+                }
+                break;
+            }
         }
     });
     controller
