@@ -1,5 +1,6 @@
 //! debugsession-operator: time-boxed debug shells inside running Kubernetes workloads.
 
+pub mod admission;
 pub mod api;
 pub mod controller;
 pub mod http;

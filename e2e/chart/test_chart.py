@@ -178,6 +178,7 @@ def test_default_deployment_is_hardened(chart):
     assert dep["spec"]["replicas"] == 2
     assert spec["serviceAccountName"] == "debugsession-operator"
     assert "hostNetwork" not in spec
+    assert "strategy" not in dep["spec"]
     assert spec["terminationGracePeriodSeconds"] == 30
     psc = spec["securityContext"]
     assert psc["runAsNonRoot"] is True and psc["runAsUser"] == 65532
@@ -245,6 +246,7 @@ def test_non_default_values(chart):
     assert dep["metadata"]["name"] == "dbg-debugsession-operator"
     assert dep["spec"]["replicas"] == 3
     assert spec["hostNetwork"] is True and spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
     assert spec["serviceAccountName"] == "custom-sa"
     assert one(docs, "ServiceAccount")["metadata"] == {
         "name": "custom-sa", "namespace": NAMESPACE, "labels": one(docs, "ServiceAccount")["metadata"]["labels"], "annotations": {"a": "b"}}

@@ -94,14 +94,15 @@ def test_install_operator_pod_ready(installed):
 
 
 def test_pdb_api_version_follows_the_cluster(helm_cfg, installed):
-    """Rendered against the live cluster (1.20: no policy/v1), the PDB uses policy/v1beta1; offline it is policy/v1."""
+    """Installed (server dry-run) against the live cluster, the PDB uses the newest policy API it serves:
+    policy/v1beta1 on 1.20 (offline rendering gives policy/v1)."""
     served = kubectl("api-versions").stdout.split()
-    with helm.Chart.load(CHART_DIR) as chart:
-        out = helm_cfg.render(chart, local_values(replicaCount=2), name=RELEASE, namespace=NAMESPACE, is_upgrade=True)
-    pdb = yaml.safe_load(out["debugsession-operator/templates/poddisruptionbudget.yaml"])
-    assert pdb["apiVersion"] == ("policy/v1" if "policy/v1" in served else "policy/v1beta1")
-    # the server accepts it
-    kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pdb))
+    rel = helm_cfg.install(CHART_DIR, "dbgs-pdb-probe", local_values(replicaCount=2, rbac={"aggregateToUserRoles": False}),
+                           namespace=NAMESPACE, dry_run="server")
+    pdbs = [d for d in load_docs(rel["manifest"]) if d["kind"] == "PodDisruptionBudget"]
+    assert len(pdbs) == 1
+    assert pdbs[0]["apiVersion"] == ("policy/v1" if "policy/v1" in served else "policy/v1beta1")
+    kubectl("apply", "--dry-run=server", "-f", "-", input=yaml.safe_dump(pdbs[0]))
 
 
 def test_metrics_and_health_endpoints(installed):

@@ -228,7 +228,16 @@ pub fn get_json(args: &[&str]) -> R<Value> {
 
 /// A namespaced object, or None when it does not exist.
 pub fn get_opt(ns: &str, resource: &str, name: &str) -> R<Option<Value>> {
-    let out = kubectl(&["get", "-n", ns, resource, name, "-o", "json"]);
+    let out = kubectl(&[
+        "get",
+        "-n",
+        ns,
+        resource,
+        name,
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]);
     if out.ok {
         return serde_json::from_str(&out.stdout)
             .map(Some)

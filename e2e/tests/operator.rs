@@ -465,18 +465,16 @@ fn wait_pods_without_shell(ns: &Ns, selector: &str) -> R<()> {
     )
 }
 
-/// `(pid, command)` of `ps ax` lines.
+/// `(pid, rest of the line)` of `ps ax` lines (busybox's columns vary; the command is at the end).
 fn ps(ns: &Ns, pod: &str) -> R<Vec<(String, String)>> {
     let out = ns.k(&["exec", pod, "-c", SHELL, "--", "ps", "ax"])?;
     Ok(out
         .lines()
         .skip(1)
         .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            let pid = it.next()?.to_string();
-            let _user = it.next()?;
-            let _time = it.next()?;
-            Some((pid, it.collect::<Vec<_>>().join(" ")))
+            let l = l.trim_start();
+            let (pid, rest) = l.split_once(char::is_whitespace)?;
+            Some((pid.to_string(), rest.trim().to_string()))
         })
         .collect())
 }
@@ -1091,9 +1089,7 @@ fn drift(ns: &Ns, _: &Suite) -> R<()> {
         r#"[{{"op":"test","path":"/spec/template/spec/containers/{idx}/name","value":"{SHELL}"}},{{"op":"remove","path":"/spec/template/spec/containers/{idx}"}}]"#
     );
     ns.k(&["patch", "deployment", "nginx", "--type=json", "-p", &patch])?;
-    ensure(!has_shell(&ns.template("deployment", "nginx")?), || {
-        "patch did not remove the shell".into()
-    })?;
+    // (no check that the shell is gone right after the patch: the operator may re-apply within ms)
     let ev = ns.wait_event("drift", "Drifted")?;
     ensure(ev.0 == "Warning" && ev.2.contains(SHELL), || {
         format!("Drifted event {ev:?}")
@@ -1321,7 +1317,10 @@ fn main() {
 
     let results: Mutex<Vec<(String, R<()>, f64)>> = Mutex::new(Vec::new());
     if let Some(r) = READY.lock().unwrap().take() {
-        results.lock().unwrap().push(("operator-readyz".into(), r, 0.0));
+        results
+            .lock()
+            .unwrap()
+            .push(("operator-readyz".into(), r, 0.0));
     }
     let record = |name: &str, res: R<()>, secs: f64| {
         match &res {

@@ -143,4 +143,6 @@ pub mod reason {
     pub const CONTAINER_NOT_FOUND: &str = "ContainerNotFound";
     pub const CONTAINER_NAME_CLASH: &str = "ContainerNameClash";
     pub const POD_SECURITY_VIOLATION: &str = "PodSecurityViolation";
+    pub const POLICY_VIOLATION: &str = "PolicyViolation";
+    pub const UNAUTHORIZED: &str = "Unauthorized";
 }

@@ -342,7 +342,8 @@ pub async fn run(
     tokio::spawn(async move {
         // The store's readiness signal wakes only one waiter (the controller itself), so poll it.
         loop {
-            let wait = tokio::time::timeout(Duration::from_millis(250), ready_store.wait_until_ready());
+            let wait =
+                tokio::time::timeout(Duration::from_millis(250), ready_store.wait_until_ready());
             if let Ok(res) = wait.await {
                 if res.is_ok() {
                     ready.store(true, std::sync::atomic::Ordering::SeqCst);

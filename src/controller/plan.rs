@@ -37,6 +37,8 @@ pub struct Observed {
     pub holder: Option<Holder>,
     pub namespace_labels: BTreeMap<String, String>,
     pub pods: Vec<Pod>,
+    /// Why the session may not start at all: an unverified requester or an operator policy.
+    pub refusal: Option<Invalid>,
 }
 
 /// The change to make to the workload.
@@ -231,6 +233,9 @@ impl<'a> Planner<'a> {
 
     fn plan_start(&mut self, obs: &Observed, settings: &Settings) {
         self.status.target_ref = Some(self.target_ref());
+        if let Some(refusal) = &obs.refusal {
+            return self.fail(refusal.clone());
+        }
         let spec = &self.session.spec;
         let checked = validate::session_ttl(spec, settings)
             .and_then(|ttl| validate::shell_container(spec, settings).map(|shell| (ttl, shell)));
@@ -248,17 +253,7 @@ impl<'a> Planner<'a> {
                 ),
             });
         };
-        if let Err(e) = validate::against_workload(spec, &shell, workload) {
-            return self.fail(e);
-        }
-        if let Some(message) =
-            podsecurity::violation(self.namespace(), &obs.namespace_labels, &shell)
-        {
-            return self.fail(Invalid {
-                reason: reason::POD_SECURITY_VIOLATION,
-                message,
-            });
-        }
+        // A held workload carries the holder's shell: wait before judging the template.
         match obs.holder.clone().unwrap_or(Holder::Free) {
             Holder::Other { name, live: true } => {
                 let message = format!(
@@ -292,7 +287,20 @@ impl<'a> Planner<'a> {
                 self.action = WorkloadAction::ReleaseStale { session: name };
                 self.requeue = Some(Duration::from_millis(200));
             }
-            Holder::Free | Holder::Us => {
+            holder @ (Holder::Free | Holder::Us) => {
+                // Our own shell may already be there after a restart between apply and status.
+                let own_shell = holder == Holder::Us;
+                if let Err(e) = validate::against_workload(spec, &shell, workload, own_shell) {
+                    return self.fail(e);
+                }
+                if let Some(message) =
+                    podsecurity::violation(self.namespace(), &obs.namespace_labels, &shell)
+                {
+                    return self.fail(Invalid {
+                        reason: reason::POD_SECURITY_VIOLATION,
+                        message,
+                    });
+                }
                 let expires =
                     self.now + SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX);
                 self.status.started_at = Some(Time(self.now));
@@ -816,6 +824,24 @@ mod tests {
                 "{want}"
             );
         }
+    }
+
+    #[test]
+    fn a_refused_session_never_touches_the_workload() {
+        let obs = Observed {
+            workload: Some(workload(&["nginx"], false, None, false)),
+            refusal: Some(Invalid {
+                reason: reason::UNAUTHORIZED,
+                message: "no requester stamp".into(),
+            }),
+            ..Default::default()
+        };
+        let p = plan(&session("15m"), &obs, &Settings::default(), at(0));
+        assert_eq!(ready_reason(&p), reason::UNAUTHORIZED);
+        assert_eq!(
+            (p.action, p.status.phase),
+            (WorkloadAction::None, Some(Phase::Failed))
+        );
     }
 
     #[test]

@@ -116,11 +116,12 @@ pub fn shell_container(spec: &DebugSessionSpec, settings: &Settings) -> Result<C
 }
 
 /// Checks the session against its workload: the named app container exists and the shell's
-/// name is free.
+/// name is free (`own_shell`: a container of that name is this session's own).
 pub fn against_workload(
     spec: &DebugSessionSpec,
     shell: &Container,
     workload: &Workload,
+    own_shell: bool,
 ) -> Result<(), Invalid> {
     let names = workload.container_names();
     if let Some(app) = spec.target.container.as_deref()
@@ -136,7 +137,7 @@ pub fn against_workload(
             ),
         ));
     }
-    if names.contains(&shell.name) {
+    if !own_shell && names.contains(&shell.name) {
         return Err(Invalid::new(
             reason::CONTAINER_NAME_CLASH,
             format!(
@@ -273,11 +274,16 @@ mod tests {
             ..Default::default()
         });
         let shell = shell_container(&spec(None, None), &s).unwrap();
-        assert_eq!(against_workload(&spec(None, None), &shell, &w), Ok(()));
+        assert_eq!(
+            against_workload(&spec(None, None), &shell, &w, false),
+            Ok(())
+        );
         let mut wrong = spec(None, None);
         wrong.target.container = Some("app".into());
         assert_eq!(
-            against_workload(&wrong, &shell, &w).unwrap_err().reason,
+            against_workload(&wrong, &shell, &w, false)
+                .unwrap_err()
+                .reason,
             reason::CONTAINER_NOT_FOUND
         );
         let clash = Container {
@@ -285,7 +291,7 @@ mod tests {
             ..shell
         };
         assert_eq!(
-            against_workload(&spec(None, None), &clash, &w)
+            against_workload(&spec(None, None), &clash, &w, false)
                 .unwrap_err()
                 .reason,
             reason::CONTAINER_NAME_CLASH

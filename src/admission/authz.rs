@@ -1,0 +1,169 @@
+//! SubjectAccessReviews: the requester must be able to do by hand what the operator does for them.
+
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::Api;
+use kube::api::PostParams;
+
+use super::stamp::Requester;
+use crate::api::Target;
+
+/// One permission to ask the apiserver about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Permission {
+    pub verb: &'static str,
+    pub group: &'static str,
+    pub resource: &'static str,
+    pub subresource: Option<&'static str>,
+    pub name: Option<String>,
+}
+
+impl Permission {
+    fn attributes(&self, namespace: &str) -> ResourceAttributes {
+        ResourceAttributes {
+            namespace: Some(namespace.to_string()),
+            verb: Some(self.verb.to_string()),
+            group: Some(self.group.to_string()),
+            resource: Some(self.resource.to_string()),
+            subresource: self.subresource.map(String::from),
+            name: self.name.clone(),
+            ..ResourceAttributes::default()
+        }
+    }
+}
+
+/// `create pods/exec` and `create pods/attach`: either lets a user into the shell.
+pub fn shell_access() -> [Permission; 2] {
+    let p = |sub| Permission {
+        verb: "create",
+        group: "",
+        resource: "pods",
+        subresource: Some(sub),
+        name: None,
+    };
+    [p("exec"), p("attach")]
+}
+
+/// `patch` on the target workload.
+pub fn workload_patch(target: &Target) -> Permission {
+    Permission {
+        verb: "patch",
+        group: "apps",
+        resource: target.kind.plural(),
+        subresource: None,
+        name: Some(target.name.clone()),
+    }
+}
+
+/// The SubjectAccessReview asking whether `r` has `p` in `namespace`.
+pub fn review(r: &Requester, namespace: &str, p: &Permission) -> SubjectAccessReview {
+    SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(r.username.clone()),
+            groups: Some(r.groups.clone()),
+            resource_attributes: Some(p.attributes(namespace)),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    }
+}
+
+async fn allowed(
+    client: &kube::Client,
+    r: &Requester,
+    namespace: &str,
+    p: &Permission,
+) -> Result<bool, String> {
+    let api = Api::<SubjectAccessReview>::all(client.clone());
+    let out = api
+        .create(&PostParams::default(), &review(r, namespace, p))
+        .await
+        .map_err(|e| {
+            format!("could not check the requester's permissions (SubjectAccessReview): {e}")
+        })?;
+    Ok(out
+        .status
+        .is_some_and(|s| s.allowed && s.denied != Some(true)))
+}
+
+/// The requester may `create pods/exec` or `pods/attach` in `namespace`, and `patch` the target
+/// workload. The error names the missing permission.
+pub async fn check(
+    client: &kube::Client,
+    r: &Requester,
+    namespace: &str,
+    target: &Target,
+) -> Result<(), String> {
+    let [exec, attach] = shell_access();
+    if !allowed(client, r, namespace, &exec).await?
+        && !allowed(client, r, namespace, &attach).await?
+    {
+        return Err(missing_shell_access(r, namespace));
+    }
+    if !allowed(client, r, namespace, &workload_patch(target)).await? {
+        return Err(missing_patch(r, namespace, target));
+    }
+    Ok(())
+}
+
+pub fn missing_shell_access(r: &Requester, namespace: &str) -> String {
+    format!(
+        "user {:?} may not create pods/exec or pods/attach in namespace {namespace:?}, so may not have a debug shell there",
+        r.username
+    )
+}
+
+pub fn missing_patch(r: &Requester, namespace: &str, target: &Target) -> String {
+    format!(
+        "user {:?} may not patch {}.apps {:?} in namespace {namespace:?}, so may not add a debug shell to it",
+        r.username,
+        target.kind.plural(),
+        target.name
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::TargetKind;
+
+    #[test]
+    fn reviews_ask_the_right_questions() {
+        let r = Requester {
+            username: "alice".into(),
+            groups: vec!["team".into()],
+        };
+        let target = Target {
+            kind: TargetKind::StatefulSet,
+            name: "db".into(),
+            container: None,
+        };
+        let v = serde_json::to_value(review(&r, "team", &workload_patch(&target))).unwrap();
+        assert_eq!(
+            v["spec"],
+            serde_json::json!({
+                "user": "alice",
+                "groups": ["team"],
+                "resourceAttributes": {
+                    "namespace": "team", "verb": "patch", "group": "apps",
+                    "resource": "statefulsets", "name": "db"
+                }
+            })
+        );
+        let [exec, attach] = shell_access();
+        let v = serde_json::to_value(review(&r, "team", &exec)).unwrap();
+        assert_eq!(v["spec"]["resourceAttributes"]["subresource"], "exec");
+        assert_eq!(v["spec"]["resourceAttributes"]["resource"], "pods");
+        assert_eq!(v["spec"]["resourceAttributes"]["verb"], "create");
+        assert_eq!(attach.subresource, Some("attach"));
+        assert_eq!(
+            missing_shell_access(&r, "team"),
+            r#"user "alice" may not create pods/exec or pods/attach in namespace "team", so may not have a debug shell there"#
+        );
+        assert!(
+            missing_patch(&r, "team", &target)
+                .contains(r#"may not patch statefulsets.apps "db" in namespace "team""#)
+        );
+    }
+}
