@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use debugsession_operator::admission::policy::{Policy, glob_match};
+use debugsession_operator::admission::webhook::{self, WebhookState};
 use debugsession_operator::controller::{self, Context};
 use debugsession_operator::leader::{Election, LeaseConfig};
 use debugsession_operator::metrics::Metrics;
@@ -13,6 +15,7 @@ use debugsession_operator::settings::{MIN_TTL, Settings};
 use debugsession_operator::telemetry::{self, LogFormat};
 use debugsession_operator::{http, ttl};
 use futures::FutureExt;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -81,6 +84,100 @@ struct RunArgs {
     /// Seconds a leader keeps the Lease without renewing it; a standby takes over after this.
     #[arg(long, env = "DEBUGSESSION_LEASE_DURATION", default_value_t = 15)]
     lease_duration: u64,
+    /// Serve the admission webhook (/mutate, /validate) over TLS on this address.
+    #[arg(long, env = "DEBUGSESSION_WEBHOOK_ADDR")]
+    webhook_addr: Option<SocketAddr>,
+    /// Directory with the webhook's serving certificate: tls.crt and tls.key.
+    #[arg(
+        long,
+        env = "DEBUGSESSION_WEBHOOK_CERT_DIR",
+        default_value = "/tmp/k8s-webhook-server/serving-certs"
+    )]
+    webhook_cert_dir: PathBuf,
+    /// File with the key that signs requester stamps. When set, the controller starts only
+    /// sessions stamped by the webhook; the webhook needs it.
+    #[arg(long, env = "DEBUGSESSION_STAMP_KEY_FILE")]
+    stamp_key_file: Option<PathBuf>,
+    /// Allowed shell images (comma-separated globs; `*` matches any run of characters). The
+    /// default image is always allowed.
+    #[arg(
+        long,
+        env = "DEBUGSESSION_ALLOWED_IMAGES",
+        value_delimiter = ',',
+        default_value = "busybox:*,docker.io/library/busybox:*,docker.io/busybox:*"
+    )]
+    allowed_images: Vec<String>,
+    /// Require shell images pinned by digest.
+    #[arg(long, env = "DEBUGSESSION_REQUIRE_DIGEST", default_value_t = false)]
+    require_digest: bool,
+    /// Namespaces where sessions are refused (comma-separated globs); the operator's own
+    /// namespace (POD_NAMESPACE) is always added.
+    #[arg(
+        long,
+        env = "DEBUGSESSION_DENIED_NAMESPACES",
+        value_delimiter = ',',
+        default_value = "kube-system"
+    )]
+    denied_namespaces: Vec<String>,
+    /// If set, sessions are allowed only in these namespaces (comma-separated globs).
+    #[arg(long, env = "DEBUGSESSION_ALLOWED_NAMESPACES", value_delimiter = ',')]
+    allowed_namespaces: Vec<String>,
+    /// Capabilities a shell may add (comma-separated).
+    #[arg(
+        long,
+        env = "DEBUGSESSION_ALLOWED_CAPABILITIES",
+        value_delimiter = ',',
+        default_value = "SYS_PTRACE"
+    )]
+    allowed_capabilities: Vec<String>,
+}
+
+fn nonempty(items: &[String]) -> Vec<String> {
+    items
+        .iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// The policy from the flags: the default image is always allowed, the operator's own namespace
+/// always denied.
+fn policy(args: &RunArgs) -> Policy {
+    let mut allowed_images = nonempty(&args.allowed_images);
+    if !allowed_images
+        .iter()
+        .any(|g| glob_match(g, &args.default_image))
+    {
+        allowed_images.push(args.default_image.clone());
+    }
+    let mut denied_namespaces = nonempty(&args.denied_namespaces);
+    if let Ok(own) = std::env::var("POD_NAMESPACE")
+        && !own.is_empty()
+        && !denied_namespaces.contains(&own)
+    {
+        denied_namespaces.push(own);
+    }
+    Policy {
+        allowed_images,
+        require_digest: args.require_digest,
+        denied_namespaces,
+        allowed_namespaces: nonempty(&args.allowed_namespaces),
+        allowed_capabilities: nonempty(&args.allowed_capabilities),
+    }
+}
+
+fn read_key(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let key = std::fs::read(path)
+        .map_err(|e| format!("reading --stamp-key-file {}: {e}", path.display()))?;
+    let key = key.trim_ascii().to_vec();
+    if key.len() < 32 {
+        return Err(format!(
+            "--stamp-key-file {} holds {} bytes; use at least 32",
+            path.display(),
+            key.len()
+        ));
+    }
+    Ok(key)
 }
 
 fn parse_ttl(s: &str) -> Result<Duration, String> {
@@ -154,7 +251,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let settings = Settings {
         max_ttl: args.max_ttl,
         default_ttl: args.default_ttl,
-        default_image: args.default_image,
+        default_image: args.default_image.clone(),
     };
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
@@ -162,9 +259,27 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("debugsession-operator-{}", std::process::id()));
+    let policy = policy(&args);
+    let stamp_key = args.stamp_key_file.as_deref().map(read_key).transpose()?;
+    if args.webhook_addr.is_some() {
+        if stamp_key.is_none() {
+            return Err("--webhook-addr needs --stamp-key-file".into());
+        }
+        for f in ["tls.crt", "tls.key"] {
+            let path = args.webhook_cert_dir.join(f);
+            if !path.is_file() {
+                return Err(format!(
+                    "--webhook-cert-dir: {} does not exist",
+                    path.display()
+                ));
+            }
+        }
+    }
     let ctx = Arc::new(Context::new(
         client.clone(),
         settings,
+        policy.clone(),
+        stamp_key.clone(),
         metrics.clone(),
         Some(identity.clone()),
     ));
@@ -179,6 +294,30 @@ async fn run(args: RunArgs) -> Result<(), String> {
         },
     ));
     let stop = signal().shared();
+    let webhook_server = match (args.webhook_addr, stamp_key) {
+        (Some(addr), Some(key)) => {
+            let state = Arc::new(WebhookState {
+                client: client.clone(),
+                policy,
+                settings: ctx.settings.clone(),
+                key,
+            });
+            let (cert, key) = (
+                args.webhook_cert_dir.join("tls.crt"),
+                args.webhook_cert_dir.join("tls.key"),
+            );
+            let stop = stop.clone();
+            // Every replica serves the webhook, leader or not.
+            Some(tokio::spawn(async move {
+                if let Err(e) =
+                    webhook::serve_tls(addr, &cert, &key, webhook::router(state), stop).await
+                {
+                    tracing::error!(error = %e, %addr, "admission webhook failed");
+                }
+            }))
+        }
+        _ => None,
+    };
 
     let mut lost_leadership = false;
     if args.leader_elect {
@@ -220,6 +359,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
         controller::run(ctx, ready.clone(), stop.clone()).await;
     }
     let _ = stop_tx.send(());
+    if let Some(w) = webhook_server {
+        w.abort();
+    }
     match server.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(format!("serving {}: {e}", args.metrics_addr)),

@@ -24,6 +24,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::admission::{policy::Policy, stamp};
 use crate::api::{
     DebugSession, FINALIZER, HOLDER_ANNOTATION, Phase, STATUS_MANAGER, TargetKind, session_manager,
 };
@@ -37,6 +38,10 @@ use plan::{Holder, Observed, Plan, WorkloadAction};
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
+    /// What sessions may ask for; re-checked here after the admission webhook.
+    pub policy: Policy,
+    /// When set, only sessions with a valid requester stamp from the webhook are started.
+    pub stamp_key: Option<Vec<u8>>,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     failures: Mutex<HashMap<ObjectRef<DebugSession>, u32>>,
@@ -46,6 +51,8 @@ impl Context {
     pub fn new(
         client: Client,
         settings: Settings,
+        policy: Policy,
+        stamp_key: Option<Vec<u8>>,
         metrics: Arc<Metrics>,
         instance: Option<String>,
     ) -> Self {
@@ -57,6 +64,8 @@ impl Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             settings,
+            policy,
+            stamp_key,
             metrics,
             failures: Mutex::default(),
         }
@@ -190,8 +199,30 @@ async fn holder(w: &Workload, session: &DebugSession, ctx: &Context, ns: &str) -
     })
 }
 
+/// Why a session that has not started may not start: no valid requester stamp (when stamps are
+/// required), or the operator's policy.
+fn refusal(session: &DebugSession, ctx: &Context) -> Option<validate::Invalid> {
+    let ns = session.namespace().unwrap_or_default();
+    if let Some(key) = &ctx.stamp_key
+        && let Err(message) = stamp::verify(key, &ns, &session.name_any(), session.annotations())
+    {
+        return Some(validate::Invalid {
+            reason: crate::api::reason::UNAUTHORIZED,
+            message,
+        });
+    }
+    ctx.policy.check(&ns, &session.spec, &ctx.settings).err()
+}
+
 async fn reconcile_live(session: &DebugSession, ctx: &Context) -> Result<Action> {
-    let obs = observe(session, ctx, true).await?;
+    let mut obs = observe(session, ctx, true).await?;
+    if session
+        .status
+        .as_ref()
+        .is_none_or(|s| s.started_at.is_none())
+    {
+        obs.refusal = refusal(session, ctx);
+    }
     let now = Timestamp::now();
     let plan = plan::plan(session, &obs, &ctx.settings, now);
     let held = matches!(obs.holder, Some(Holder::Us));
