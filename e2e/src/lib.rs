@@ -395,6 +395,11 @@ impl Operator {
 
     /// Starts `debugsession-operator run`, appending its output to `log`, and waits for /healthz.
     pub fn start(log: &Path) -> R<Operator> {
+        Self::start_with(log, &[], &[])
+    }
+
+    /// Like [`Operator::start`], with extra flags and environment variables.
+    pub fn start_with(log: &Path, extra_args: &[&str], extra_env: &[(&str, &str)]) -> R<Operator> {
         let bin = Self::binary();
         if !bin.exists() {
             return Err(format!(
@@ -422,7 +427,9 @@ impl Operator {
                 "--log-format",
                 "json",
             ])
+            .args(extra_args)
             .envs(&cluster().env)
+            .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err)

@@ -1237,6 +1237,80 @@ fn restart(ns: &Ns, suite: &Suite) -> R<()> {
     ns.delete_session("restart")
 }
 
+/// Two operators with leader election; the leader is SIGKILLed mid-session and the standby takes
+/// over within the lease duration, then expires and reverts the session.
+fn failover(ns: &Ns, suite: &Suite) -> R<()> {
+    const LEASE: &str = "e2e-failover";
+    let original = nginx(ns, 1)?;
+    // The suite's operator would reconcile too: stop it for the duration.
+    let mut shared = suite.op.lock().map_err(|_| "operator lock poisoned")?;
+    if let Some(o) = shared.as_mut() {
+        o.stop();
+    }
+    *shared = None;
+    let flags = [
+        "--leader-elect",
+        "--lease-namespace",
+        &ns.name,
+        "--lease-name",
+        LEASE,
+        "--lease-duration",
+        "6",
+    ];
+    let mut ops: Vec<(String, Operator)> = Vec::new();
+    for id in ["replica-a", "replica-b"] {
+        ops.push((
+            id.to_string(),
+            Operator::start_with(&suite.log, &flags, &[("POD_NAME", id)])?,
+        ));
+    }
+    let holder = || -> R<String> {
+        let v = get_json(&["get", "lease", LEASE, "-n", &ns.name, "-o", "json"])?;
+        let h = s(&v, "/spec/holderIdentity").to_string();
+        if h.is_empty() {
+            Err("no holder yet".into())
+        } else {
+            Ok(h)
+        }
+    };
+    let leader = wait_for("a leader to hold the lease", TIMEOUT, holder)?;
+    ns.say(&format!("leader: {leader}"));
+    ns.session("failover", "30s")?;
+    ns.wait_phase("failover", "Active", TIMEOUT)?;
+    let idx = ops
+        .iter()
+        .position(|(id, _)| *id == leader)
+        .ok_or_else(|| format!("unknown leader {leader}"))?;
+    let (_, mut dead) = ops.remove(idx);
+    let t0 = Instant::now();
+    dead.kill();
+    let standby = ops[0].0.clone();
+    wait_for(
+        "the standby to take the lease",
+        Duration::from_secs(60),
+        || {
+            let h = holder()?;
+            if h == standby {
+                Ok(())
+            } else {
+                Err(format!("holder still {h}"))
+            }
+        },
+    )?;
+    println!(
+        "FIGURE failover-takeover-seconds={:.1}",
+        t0.elapsed().as_secs_f64()
+    );
+    ns.wait_phase("failover", "Expired", TIMEOUT)?;
+    ns.assert_reverted("deployment", "nginx", &original)?;
+    for (_, mut o) in ops {
+        o.stop();
+    }
+    *shared = Some(Operator::start(&suite.log)?);
+    drop(shared);
+    ns.delete_session("failover")
+}
+
 // ---------------------------------------------------------------- runner
 
 fn run_one(name: &str, f: Scenario, suite: &Suite) -> R<()> {
@@ -1268,7 +1342,7 @@ fn main() {
         ("target-locked", target_locked),
         ("explain", explain),
     ];
-    let alone: Vec<(&str, Scenario)> = vec![("restart", restart)];
+    let alone: Vec<(&str, Scenario)> = vec![("restart", restart), ("failover", failover)];
     let selected = |v: Vec<(&'static str, Scenario)>| -> Vec<(&'static str, Scenario)> {
         v.into_iter()
             .filter(|(n, _)| n.contains(filter.as_str()))
