@@ -27,7 +27,7 @@ EXPECTED_CLUSTER_RULES = [
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
 EXPECTED_LEASE_RULES = [
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "patch"]},
 ]
 DASHBOARD_METRICS = [
     "debugsession_reconciles_total", "debugsession_reconcile_errors_total", "debugsession_sessions",

@@ -7,9 +7,11 @@ Runs after test_cluster.py (same namespace and cluster-scoped names); skipped wi
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import (NAMESPACE, ROOT, dump_operator_debug, fixture, images_env, kubectl, kubectl_json,
                       load_docs, operator_pod_ready, wait_for)
@@ -24,7 +26,7 @@ def overlay(cluster, operator_image, tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("kustomize")
     (d / "kustomization.yaml").write_text(json.dumps({
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [str(ROOT / "e2e/chart/kustomize-local")],
+        "resources": [os.path.relpath(ROOT / "e2e/chart/kustomize-local", d)],  # kustomize: no absolute paths
         "patches": [{"target": {"kind": "Deployment", "name": "debugsession-operator"}, "patch": json.dumps({
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "debugsession-operator"},
             "spec": {"template": {"spec": {"containers": [{"name": "operator", "env": [
@@ -37,7 +39,7 @@ def delete_all_but_crd(overlay: Path) -> None:
     docs = load_docs(kubectl("kustomize", str(overlay)).stdout)
     keep = [d for d in docs if d["kind"] != "CustomResourceDefinition"]
     kubectl("delete", "--ignore-not-found", "--wait=true", "--timeout=180s", "-f", "-",
-            input="\n---\n".join(json.dumps(d) for d in keep), check=False)
+            input=yaml.safe_dump_all(keep), check=False)
 
 
 @pytest.fixture(scope="module")
