@@ -25,7 +25,12 @@ EXPECTED_CLUSTER_RULES = [
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
 ]
+# Without the admission webhook the operator makes no SubjectAccessReviews.
+EXPECTED_CLUSTER_RULES_NO_WEBHOOK = EXPECTED_CLUSTER_RULES[:-1]
+# kustomize cannot generate a serving certificate: config/default is the chart without the webhook.
+NO_WEBHOOK = {"webhook": {"enabled": False}}
 EXPECTED_LEASE_RULES = [
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "patch"]},
 ]
@@ -165,9 +170,15 @@ def test_default_render_objects(chart):
         ("Deployment", "debugsession-operator"),
         ("Service", "debugsession-operator-metrics"),
         ("PodDisruptionBudget", "debugsession-operator"),
+        ("Secret", "debugsession-operator-webhook-tls"),
+        ("Secret", "debugsession-operator-stamp-key"),
+        ("Service", "debugsession-operator-webhook"),
+        ("MutatingWebhookConfiguration", "debugsession-operator"),
+        ("ValidatingWebhookConfiguration", "debugsession-operator"),
     ])
     for d in docs:
-        if d["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+        if d["kind"] not in ("ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration",
+                             "ValidatingWebhookConfiguration"):
             assert d["metadata"]["namespace"] == NAMESPACE, d["metadata"]
 
 
@@ -196,7 +207,8 @@ def test_default_deployment_is_hardened(chart):
     assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
-    assert c["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"] == [{"name": "metrics", "containerPort": 8080, "protocol": "TCP"},
+                          {"name": "webhook", "containerPort": 9443, "protocol": "TCP"}]
     env = env_of(c)
     assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
@@ -220,9 +232,12 @@ def test_default_pdb_uses_policy_v1_when_available(chart):
 
 def test_service_selects_the_operator_pods(chart):
     docs = render(chart)
-    svc = one(docs, "Service")
+    svc = one(docs, "Service", "debugsession-operator-metrics")
     assert svc["spec"]["selector"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
     assert svc["spec"]["ports"] == [{"name": "metrics", "port": 8080, "targetPort": "metrics", "protocol": "TCP"}]
+    hook = one(docs, "Service", "debugsession-operator-webhook")
+    assert hook["spec"]["selector"] == svc["spec"]["selector"]
+    assert hook["spec"]["ports"] == [{"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}]
 
 
 # --- rendering: non-default values ----------------------------------------------------------------------
@@ -365,11 +380,11 @@ def rbac_view(docs):
 
 
 def test_chart_and_kustomize_rbac_are_identical(chart, kustomized):
-    chart_rbac = rbac_view(render(chart))
+    chart_rbac = rbac_view(render(chart, NO_WEBHOOK))
     kustomize_rbac = rbac_view(kustomized)
     assert chart_rbac == kustomize_rbac
     rules_have_no_wildcards(kustomized)
-    assert one(kustomized, "ClusterRole", "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES
+    assert one(kustomized, "ClusterRole", "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES_NO_WEBHOOK
 
 
 def strip_labels(meta: dict[str, Any]) -> dict[str, Any]:
@@ -379,9 +394,45 @@ def strip_labels(meta: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def test_webhook_objects(chart):
+    docs = render(chart)
+    tls = one(docs, "Secret", "debugsession-operator-webhook-tls")
+    assert tls["type"] == "kubernetes.io/tls" and {"ca.crt", "tls.crt", "tls.key"} <= set(tls["data"])
+    assert len(one(docs, "Secret", "debugsession-operator-stamp-key")["data"]["key"]) > 40
+    for kind, path in (("MutatingWebhookConfiguration", "/mutate"), ("ValidatingWebhookConfiguration", "/validate")):
+        hook = one(docs, kind)["webhooks"][0]
+        assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
+        assert hook["clientConfig"]["service"] == {"name": "debugsession-operator-webhook", "namespace": NAMESPACE,
+                                                   "path": path, "port": 443}
+        assert hook["clientConfig"]["caBundle"] == tls["data"]["ca.crt"]
+        assert hook["rules"] == [{"apiGroups": ["debugsession.dev"], "apiVersions": ["v1alpha1"],
+                                  "operations": ["CREATE", "UPDATE"], "resources": ["debugsessions"],
+                                  "scope": "Namespaced"}]
+        assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system"]
+    env = env_of(container(docs))
+    assert env["DEBUGSESSION_WEBHOOK_ADDR"] == "0.0.0.0:9443"
+    assert env["DEBUGSESSION_STAMP_KEY_FILE"].startswith("/run/debugsession/stamp-key/")
+    assert env["DEBUGSESSION_ALLOWED_IMAGES"] == "busybox:*,docker.io/library/busybox:*,docker.io/busybox:*"
+    url = render(chart, {"webhook": {"url": "https://127.0.0.1:9443", "certIPAddresses": ["127.0.0.1"]}})
+    hook = one(url, "ValidatingWebhookConfiguration")["webhooks"][0]
+    assert hook["clientConfig"]["url"] == "https://127.0.0.1:9443/validate" and "service" not in hook["clientConfig"]
+    cm = render(chart, {"webhook": {"certManager": {"enabled": True}}})
+    assert one(cm, "Certificate")["spec"]["secretName"] == "debugsession-operator-webhook-tls"
+    assert one(cm, "Issuer")["spec"] == {"selfSigned": {}}
+    assert "caBundle" not in one(cm, "MutatingWebhookConfiguration")["webhooks"][0]["clientConfig"]
+    assert not find(cm, "Secret", "debugsession-operator-webhook-tls")
+
+
+def test_webhook_off_leaves_no_webhook_objects(chart):
+    docs = render(chart, NO_WEBHOOK)
+    assert not find(docs, "MutatingWebhookConfiguration") and not find(docs, "ValidatingWebhookConfiguration")
+    assert "DEBUGSESSION_WEBHOOK_ADDR" not in env_of(container(docs))
+    assert one(docs, "ClusterRole", "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES_NO_WEBHOOK
+
+
 def test_chart_and_kustomize_install_the_same_operator(chart, kustomized):
     """Same objects (besides the Namespace, which Helm leaves to --create-namespace), same pod, same service."""
-    chart_docs = render(chart)
+    chart_docs = render(chart, NO_WEBHOOK)
     names = lambda docs: sorted((d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in docs)
     assert names([d for d in kustomized if d["kind"] not in ("Namespace", "CustomResourceDefinition")]) == names(chart_docs)
     for d in kustomized:
