@@ -21,6 +21,7 @@ SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=debugse
 SA = f"system:serviceaccount:{NAMESPACE}:debugsession-operator"
 TEST_NS = "dbgs-chart-e2e"
 METRICS_PORT = 18080  # a host port (hostNetwork): keep clear of 8080, a locally run operator's default
+WEBHOOK_PORT = 19443  # a host port too; the API server (on loopback, no kube-proxy) calls it by URL
 
 
 def local_values(**overrides: Any) -> dict[str, Any]:
@@ -34,6 +35,7 @@ def local_values(**overrides: Any) -> dict[str, Any]:
             {"name": "KUBERNETES_SERVICE_PORT", "value": "26443"},
         ],
         "metrics": {"port": METRICS_PORT},
+        "webhook": {"port": WEBHOOK_PORT, "url": f"https://127.0.0.1:{WEBHOOK_PORT}", "certIPAddresses": ["127.0.0.1"]},
         "operator": {"defaultImage": images_env()["BUSYBOX_IMAGE"], "logLevel": "info"},
     }
     for k, v in overrides.items():
@@ -46,10 +48,10 @@ def local_values(**overrides: Any) -> dict[str, Any]:
 
 def release_leftovers() -> list[str]:
     """Objects labelled with the release, cluster-wide, plus Helm's release records."""
-    kinds = ("deployments,replicasets,pods,services,serviceaccounts,configmaps,roles,rolebindings,"
+    kinds = ("deployments,replicasets,pods,services,serviceaccounts,configmaps,secrets,roles,rolebindings,"
              "poddisruptionbudgets.policy,networkpolicies")
     out = kubectl("get", kinds, "-A", "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout.split()
-    out += kubectl("get", "clusterroles,clusterrolebindings", "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout.split()
+    out += kubectl("get", "clusterroles,clusterrolebindings,mutatingwebhookconfigurations,validatingwebhookconfigurations", "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout.split()
     out += kubectl("get", "secrets", "-n", NAMESPACE, "-l", f"owner=helm,name={RELEASE}", "-o", "name").stdout.split()
     return out
 
@@ -138,6 +140,10 @@ def test_session_reaches_active_and_is_reverted(installed):
     except AssertionError as e:
         st = json.dumps(session().get("status"), indent=1)
         raise AssertionError(f"{e}\nstatus: {st}\n{dump_operator_debug(NAMESPACE, SELECTOR)}") from None
+    # stamped by the chart's admission webhook with the real requester (the admin client certificate)
+    annotations = session()["metadata"].get("annotations", {})
+    assert annotations.get("debugsession.dev/requester") == "admin", annotations
+    assert annotations.get("debugsession.dev/requester-signature")
     during = web_template()
     assert len(during["containers"]) == 2, during["containers"]
     assert during.get("shareProcessNamespace") is True
@@ -150,6 +156,33 @@ def test_session_reaches_active_and_is_reverted(installed):
     assert not after.get("shareProcessNamespace")
     assert after["containers"] == before["containers"]
     kubectl("rollout", "status", "-n", TEST_NS, "deployment/web", "--timeout=120s")
+
+
+def test_webhook_refuses_a_requester_without_exec(installed):
+    """A user who may create DebugSessions but not exec into pods is refused at kubectl apply."""
+    kubectl("create", "namespace", TEST_NS, check=False)
+    rbac = f"""
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {{name: sessions-only, namespace: {TEST_NS}}}
+rules:
+- {{apiGroups: [debugsession.dev], resources: [debugsessions], verbs: [get, list, create]}}
+- {{apiGroups: [apps], resources: [deployments], verbs: [get, patch]}}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {{name: sessions-only, namespace: {TEST_NS}}}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: sessions-only}}
+subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: e2e-no-exec}}]
+"""
+    kubectl("apply", "-f", "-", input=rbac)
+    generation = kubectl_json("get", "deployment", "web", "-n", TEST_NS)["metadata"]["generation"]
+    doc = fixture("session.yaml").replace("name: web-debug", "name: web-debug-no-exec")
+    p = kubectl("--as=e2e-no-exec", "apply", "-n", TEST_NS, "-f", "-", input=doc, check=False)
+    assert p.returncode != 0, p.stdout
+    assert "pods/exec" in p.stderr and "e2e-no-exec" in p.stderr, p.stderr
+    assert kubectl("get", "debugsession", "web-debug-no-exec", "-n", TEST_NS, check=False).returncode != 0
+    assert kubectl_json("get", "deployment", "web", "-n", TEST_NS)["metadata"]["generation"] == generation
 
 
 @pytest.mark.parametrize("verb,resource,namespace,allowed", [
@@ -169,6 +202,9 @@ def test_session_reaches_active_and_is_reverted(installed):
     ("delete", "debugsessions.debugsession.dev", "default", False),
     ("patch", "leases.coordination.k8s.io", "default", False),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", "", False),
+    ("create", "subjectaccessreviews.authorization.k8s.io", "", True),
+    ("create", "tokenreviews.authentication.k8s.io", "", False),
+    ("patch", "mutatingwebhookconfigurations.admissionregistration.k8s.io", "", False),
 ])
 def test_service_account_least_privilege(installed, verb, resource, namespace, allowed):
     args = ["auth", "can-i", verb, resource, f"--as={SA}"]

@@ -1265,7 +1265,7 @@ fn failover(ns: &Ns, suite: &Suite) -> R<()> {
         ));
     }
     let holder = || -> R<String> {
-        let v = get_json(&["get", "lease", LEASE, "-n", &ns.name, "-o", "json"])?;
+        let v = get_json(&["lease", LEASE, "-n", &ns.name])?;
         let h = s(&v, "/spec/holderIdentity").to_string();
         if h.is_empty() {
             Err("no holder yet".into())

@@ -233,9 +233,6 @@ impl<'a> Planner<'a> {
 
     fn plan_start(&mut self, obs: &Observed, settings: &Settings) {
         self.status.target_ref = Some(self.target_ref());
-        if let Some(refusal) = &obs.refusal {
-            return self.fail(refusal.clone());
-        }
         let spec = &self.session.spec;
         let checked = validate::session_ttl(spec, settings)
             .and_then(|ttl| validate::shell_container(spec, settings).map(|shell| (ttl, shell)));
@@ -243,6 +240,10 @@ impl<'a> Planner<'a> {
             Ok(v) => v,
             Err(e) => return self.fail(e),
         };
+        // What the admission layer refuses (no stamp, policy) comes after the spec's own errors.
+        if let Some(refusal) = &obs.refusal {
+            return self.fail(refusal.clone());
+        }
         let Some(workload) = &obs.workload else {
             return self.fail(Invalid {
                 reason: reason::TARGET_NOT_FOUND,
