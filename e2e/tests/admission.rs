@@ -419,10 +419,13 @@ fn attempts(kube_system_deploy: String) -> Vec<(&'static str, Attempt)> {
         (
             "privileged shell",
             Box::new(|run: &Run| {
-                // The API has no way to ask for privileged mode: the CRD's schema refuses the field.
+                // The API has no way to ask for privileged mode: the CRD's structural schema has no such
+                // field, so the API server refuses it (strict field validation, Kubernetes >= 1.25) or
+                // prunes it (older servers). The target does not exist, so nothing can be changed
+                // even when the pruned session is admitted.
                 let spec = format!(
                     "{}  shell:\n    securityContext:\n      privileged: true\n",
-                    target("nginx")
+                    target("no-such-workload")
                 );
                 let yaml = session_yaml("privileged", &spec, "");
                 let out = kubectl_in(
@@ -437,14 +440,21 @@ fn attempts(kube_system_deploy: String) -> Vec<(&'static str, Attempt)> {
                         "-",
                     ],
                 );
-                if out.ok {
-                    return Err(format!("was admitted: {}", out.stdout.trim()));
+                if !out.ok {
+                    let msg = out.stderr.trim().to_string();
+                    ensure(
+                        msg.contains("securityContext") || msg.contains("privileged"),
+                        || format!("refused, but not for the privileged field: {msg}"),
+                    )?;
+                    return Ok(msg);
                 }
-                let msg = out.stderr.trim().to_string();
-                ensure(
-                    msg.contains("securityContext") || msg.contains("privileged"),
-                    || format!("refused, but not for the privileged field: {msg}"),
-                )?;
+                let v = get_json(&["-n", &run.ns, "debugsession", "privileged"])?;
+                ensure(v.pointer("/spec/shell/securityContext").is_none(), || {
+                    format!("the privileged field was stored: {}", v["spec"])
+                })?;
+                let msg =
+                    "the API server pruned spec.shell.securityContext: the field does not exist"
+                        .to_string();
                 Ok(msg)
             }),
         ),
