@@ -696,6 +696,7 @@ fn expiry(ns: &Ns, _: &Suite) -> R<()> {
     ns.wait_phase("short", "Active", TIMEOUT)?;
     ns.assert_applied("deployment", "nginx", "short")?;
     let v = ns.wait_phase("short", "Expired", TIMEOUT)?;
+    let seen_expired = now_epoch();
     // The release happens before the status says Expired: the template must be back right now.
     ns.assert_reverted("deployment", "nginx", &original)?;
     let tpl = ns.template("deployment", "nginx")?;
@@ -716,6 +717,11 @@ fn expiry(ns: &Ns, _: &Suite) -> R<()> {
         format!("endedAt {ended} before expiresAt {expires}")
     })?;
     println!("FIGURE expires-to-ended-seconds={:.1}", ended - expires);
+    // Status times have whole seconds; this one is an upper bound to ~0.25 s (the polling period).
+    println!(
+        "FIGURE expires-to-seen-expired-seconds={:.2}",
+        seen_expired - expires
+    );
     ensure(
         v["status"]["pods"].as_array().is_none_or(|a| a.is_empty()),
         || "status.pods not cleared".into(),
