@@ -276,22 +276,8 @@ fn start_operator(run: &mut Run) -> R<()> {
 }
 
 fn stop_operator(run: &mut Run) {
-    if let Some(mut c) = run.op.take() {
-        if let Ok(Some(_)) = c.try_wait() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = c.try_wait() {
-                return;
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
+    if let Some(c) = run.op.take() {
+        terminate(c);
     }
 }
 
