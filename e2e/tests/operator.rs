@@ -744,6 +744,21 @@ fn delete_reverts(ns: &Ns, _: &Suite) -> R<()> {
         "session still exists".into()
     })?;
     ns.assert_reverted("deployment", "nginx", &original)?;
+    // `kubectl describe deployment nginx` tells who changed it and that it is back.
+    wait_for("events on the Deployment", TIMEOUT, || {
+        let reasons: Vec<String> = events(&ns.name, "Deployment", "nginx")?
+            .into_iter()
+            .map(|e| e.1)
+            .collect();
+        if ["DebugShellAdded", "DebugShellRemoved"]
+            .iter()
+            .all(|r| reasons.iter().any(|x| x == r))
+        {
+            Ok(())
+        } else {
+            Err(format!("reasons on the Deployment: {reasons:?}"))
+        }
+    })?;
     wait_pods_without_shell(ns, "app=nginx")
 }
 

@@ -268,23 +268,68 @@ async fn act(session: &DebugSession, ctx: &Context, plan: &Plan, held: bool) -> 
         kind,
         name: target,
     };
-    match &plan.action {
-        WorkloadAction::None => {}
+    let note = match &plan.action {
+        WorkloadAction::None => return Ok(()),
         WorkloadAction::Apply(shell) => {
             let manager = session_manager(&ns, &name);
             apply::apply_shell(&ctx.client, &w, &manager, &name, shell, held).await?;
             info!(workload = %w, %manager, "applied debug shell");
+            let what = format!(
+                "DebugSession {name} added container {} and shareProcessNamespace",
+                shell.name
+            );
+            (
+                "DebugShellAdded",
+                format!("{what} (field manager {manager})"),
+            )
         }
         WorkloadAction::Release => {
             apply::release(&ctx.client, &w, &session_manager(&ns, &name)).await?;
             info!(workload = %w, "reverted workload");
+            (
+                "DebugShellRemoved",
+                format!("DebugSession {name} ended: its changes were reverted"),
+            )
         }
         WorkloadAction::ReleaseStale { session: other } => {
             apply::release(&ctx.client, &w, &session_manager(&ns, other)).await?;
             info!(workload = %w, stale = %other, "released fields of an ended session");
+            let note = format!("the changes of ended DebugSession {other} were reverted");
+            ("DebugShellRemoved", note)
         }
+    };
+    // Say it on the workload too, so that `kubectl describe` of the target shows who changed it.
+    if let Some(uid) = plan.status.target.as_ref().map(|t| t.uid.clone()) {
+        workload_event(ctx, &w, uid, note.0, note.1).await;
     }
     Ok(())
+}
+
+async fn workload_event(
+    ctx: &Context,
+    w: &apply::WorkloadRef,
+    uid: String,
+    reason: &str,
+    note: String,
+) {
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("apps/v1".into()),
+        kind: Some(w.kind.as_str().into()),
+        name: Some(w.name.clone()),
+        namespace: Some(w.namespace.clone()),
+        uid: Some(uid),
+        ..Default::default()
+    };
+    let event = Event {
+        type_: EventType::Normal,
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        warn!(error = %e, reason, workload = %w, "could not record event on the workload");
+    }
 }
 
 /// Writes the planned status (when it changed), records events and metrics.
