@@ -191,21 +191,15 @@ pub fn kubectl_in(input: &str, args: &[&str]) -> Out {
 
 /// `kubectl <args>`, stdout on success, an error naming the command and its stderr otherwise.
 pub fn k(args: &[&str]) -> R<String> {
-    let out = kubectl(args);
-    if out.ok {
-        Ok(out.stdout)
-    } else {
-        Err(format!(
-            "`kubectl {}` failed: {}",
-            args.join(" "),
-            out.both().trim()
-        ))
-    }
+    stdout_or_error(kubectl(args), args)
 }
 
 /// Like [`k`] with stdin.
 pub fn k_in(input: &str, args: &[&str]) -> R<String> {
-    let out = kubectl_in(input, args);
+    stdout_or_error(kubectl_in(input, args), args)
+}
+
+fn stdout_or_error(out: Out, args: &[&str]) -> R<String> {
     if out.ok {
         Ok(out.stdout)
     } else {
