@@ -457,7 +457,7 @@ impl<'a> Planner<'a> {
                     );
                 }
                 // Keep what is in place: only look for the container we put there.
-                let name = self.applied_shell_name(workload);
+                let name = self.shell_name();
                 Container {
                     name,
                     ..Container::default()
@@ -485,20 +485,14 @@ impl<'a> Planner<'a> {
         self.rollout(workload, &obs.pods, &shell.name, expires);
     }
 
-    /// The name of the shell container in force: what the status reports, else the spec's.
-    fn applied_shell_name(&self, workload: &Workload) -> String {
-        let spec_name = self
-            .session
+    /// The name of the shell container the spec asks for.
+    fn shell_name(&self) -> String {
+        self.session
             .spec
             .shell
             .as_ref()
             .and_then(|s| s.container_name.clone())
-            .unwrap_or_else(|| crate::settings::DEFAULT_CONTAINER_NAME.to_string());
-        workload
-            .container_names()
-            .into_iter()
-            .find(|n| *n == spec_name)
-            .unwrap_or(spec_name)
+            .unwrap_or_else(|| crate::settings::DEFAULT_CONTAINER_NAME.to_string())
     }
 
     fn rollout(&mut self, workload: &Workload, pods: &[Pod], shell: &str, expires: Timestamp) {
