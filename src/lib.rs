@@ -28,6 +28,8 @@ pub enum Error {
     ApplyShell(#[source] kube::Error),
     #[error("reverting the workload: {0}")]
     Revert(#[source] kube::Error),
+    #[error("checking the requester's permissions (SubjectAccessReview): {0}")]
+    Authorize(#[source] kube::Error),
     #[error("writing the DebugSession status: {0}")]
     WriteStatus(#[source] kube::Error),
     #[error("DebugSession has no namespace")]
@@ -47,6 +49,7 @@ impl Error {
             Error::Taken(_) => "taken",
             Error::ApplyShell(_) => "apply_shell",
             Error::Revert(_) => "revert",
+            Error::Authorize(_) => "authorize",
             Error::WriteStatus(_) => "write_status",
             Error::NotNamespaced => "not_namespaced",
             Error::Finalizer(e) => match e.as_ref() {

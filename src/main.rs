@@ -98,6 +98,19 @@ struct RunArgs {
     /// sessions stamped by the webhook; the webhook needs it.
     #[arg(long, env = "DEBUGSESSION_STAMP_KEY_FILE")]
     stamp_key_file: Option<PathBuf>,
+    /// Without --stamp-key-file, start sessions anyway. INSECURE: with no webhook to stamp who
+    /// asked, anyone who may create a DebugSession gets a shell with SYS_PTRACE in any workload
+    /// of the namespace. Without it (the default) and without a key, the operator starts none.
+    #[arg(
+        long,
+        env = "DEBUGSESSION_INSECURE_ALLOW_UNSTAMPED",
+        default_value_t = false
+    )]
+    insecure_allow_unstamped: bool,
+    /// The operator's own username (in a cluster: system:serviceaccount:<ns>:<name>): the only
+    /// user the webhook lets remove the finalizer of a session that still holds its workload.
+    #[arg(long, env = "DEBUGSESSION_OPERATOR_USERNAME")]
+    operator_username: Option<String>,
     /// Allowed shell images (comma-separated globs; `*` matches any run of characters). The
     /// default image is always allowed.
     #[arg(
@@ -280,10 +293,20 @@ async fn run(args: RunArgs) -> Result<(), String> {
         settings,
         policy.clone(),
         stamp_key.clone(),
+        args.insecure_allow_unstamped,
         metrics.clone(),
         Some(identity.clone()),
     ));
     tracing::info!(settings = ?ctx.settings, %identity, "starting");
+    match (&ctx.stamp_key, args.insecure_allow_unstamped) {
+        (None, false) => tracing::warn!(
+            "no --stamp-key-file: sessions are refused (StampRequired) until the admission webhook is installed; --insecure-allow-unstamped starts them without it"
+        ),
+        (None, true) => tracing::warn!(
+            "--insecure-allow-unstamped: sessions start without a requester stamp; anyone who may create a DebugSession gets a shell"
+        ),
+        (Some(_), _) => {}
+    }
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(
@@ -301,6 +324,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
                 policy,
                 settings: ctx.settings.clone(),
                 key,
+                operator_username: args.operator_username.clone(),
             });
             let (cert, key) = (
                 args.webhook_cert_dir.join("tls.crt"),

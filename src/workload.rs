@@ -43,6 +43,30 @@ impl Workload {
             .unwrap_or_default()
     }
 
+    /// The names of every container of the template: containers, initContainers and
+    /// ephemeralContainers (names must be unique across all three).
+    pub fn all_container_names(&self) -> Vec<String> {
+        let Some(spec) = self.template.spec.as_ref() else {
+            return Vec::new();
+        };
+        let init = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| c.name.clone());
+        let ephemeral = spec
+            .ephemeral_containers
+            .iter()
+            .flatten()
+            .map(|c| c.name.clone());
+        spec.containers
+            .iter()
+            .map(|c| c.name.clone())
+            .chain(init)
+            .chain(ephemeral)
+            .collect()
+    }
+
     pub fn share_process_namespace(&self) -> bool {
         self.template
             .spec

@@ -17,23 +17,37 @@ import yaml
 import helm_python as helm
 from conftest import CHART_DIR, NAMESPACE, RELEASE, ROOT, load_docs, run
 
-# The operator's ClusterRole, exactly: what src/ calls and nothing more.
+# The operator's ClusterRole, exactly: what src/ calls and nothing more. No `update`: the finalizer is
+# JSON-patched, status and workloads are server-side applied. SubjectAccessReviews are always needed (the
+# controller checks the stamped requester before it applies a spec, with or without the webhook).
 EXPECTED_CLUSTER_RULES = [
-    {"apiGroups": ["debugsession.dev"], "resources": ["debugsessions"], "verbs": ["get", "list", "watch", "patch", "update"]},
-    {"apiGroups": ["debugsession.dev"], "resources": ["debugsessions/status"], "verbs": ["get", "patch", "update"]},
+    {"apiGroups": ["debugsession.dev"], "resources": ["debugsessions"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": ["debugsession.dev"], "resources": ["debugsessions/status"], "verbs": ["get", "patch"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
 ]
-# Without the admission webhook the operator makes no SubjectAccessReviews.
-EXPECTED_CLUSTER_RULES_NO_WEBHOOK = EXPECTED_CLUSTER_RULES[:-1]
-# kustomize cannot generate a serving certificate: config/default is the chart without the webhook.
-NO_WEBHOOK = {"webhook": {"enabled": False}}
-EXPECTED_LEASE_RULES = [
-    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update", "patch"]},
+# With policy.allowedNamespaces free of globs, patch on workloads moves to a Role in each of them.
+EXPECTED_CLUSTER_RULES_PER_NAMESPACE = [
+    {**r, "verbs": ["get", "list", "watch"]} if r["apiGroups"] == ["apps"] else r for r in EXPECTED_CLUSTER_RULES
 ]
+EXPECTED_WORKLOAD_ROLE_RULES = [
+    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["patch"]},
+]
+# kube-lease-manager gets and patches its Lease (by name) and creates it when missing.
+EXPECTED_LEASE_RULES = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["debugsession-operator"],
+     "verbs": ["get", "patch"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+]
+# The chart without the webhook: only together with the explicit insecure switch.
+NO_WEBHOOK = {"webhook": {"enabled": False}, "insecure": {"allowUnstamped": True}}
+# config/default is the chart with its serving certificate from cert-manager.
+CERT_MANAGER = {"webhook": {"certManager": {"enabled": True}}}
+OPERATOR_USER = f"system:serviceaccount:{NAMESPACE}:debugsession-operator"
+STAMP_KEY_SECRET = "debugsession-operator-stamp-key"
 DASHBOARD_METRICS = [
     "debugsession_reconciles_total", "debugsession_reconcile_errors_total", "debugsession_sessions",
     "debugsession_time_to_active_seconds", "debugsession_revert_latency_seconds", "debugsession_leader",
@@ -154,6 +168,67 @@ def test_schema_unknown_top_level_key_is_additional_property():
     assert set(values) <= set(schema["properties"]), set(values) - set(schema["properties"])
 
 
+# --- refused combinations -----------------------------------------------------------------------------
+
+INSECURE_REFUSALS = [
+    # no webhook means no stamps: only with the explicit insecure switch
+    pytest.param({"webhook": {"enabled": False}}, "allowUnstamped", "insecure.allowUnstamped=true",
+                 id="webhook-off"),
+    pytest.param({"webhook": {"enabled": False}, "insecure": {"allowUnstamped": False}}, "allowUnstamped",
+                 "insecure.allowUnstamped=true", id="webhook-off-insecure-false"),
+    # two operators without leader election would race on expiry
+    pytest.param({"replicaCount": 3, "leaderElection": {"enabled": False}}, "leaderElection",
+                 "leaderElection.enabled=true", id="3-replicas-no-leader-election"),
+    pytest.param({"leaderElection": {"enabled": False}}, "leaderElection", "leaderElection.enabled=true",
+                 id="default-replicas-no-leader-election"),
+]
+
+
+@pytest.mark.parametrize("values,schema_needle,_", INSECURE_REFUSALS)
+def test_schema_refuses_unsafe_combinations(chart, values, schema_needle, _):
+    with pytest.raises(helm.HelmValuesError) as e:
+        chart.validate_schema(values)
+    assert schema_needle in str(e.value)
+    with pytest.raises(helm.HelmValuesError):
+        chart.render(values, name=RELEASE, namespace=NAMESPACE)
+
+
+@pytest.fixture(scope="module")
+def chart_without_schema(tmp_path_factory):
+    """The chart minus values.schema.json: what an install that skips schema validation renders."""
+    d = tmp_path_factory.mktemp("chart") / "debugsession-operator"
+    shutil.copytree(CHART_DIR, d)
+    (d / "values.schema.json").unlink()
+    with helm.Chart.load(d) as c:
+        yield c
+
+
+@pytest.mark.parametrize("values,_,fail_needle", INSECURE_REFUSALS)
+def test_templates_refuse_unsafe_combinations_without_the_schema(chart_without_schema, values, _, fail_needle):
+    with pytest.raises(helm.HelmRenderError) as e:
+        chart_without_schema.render(values, name=RELEASE, namespace=NAMESPACE)
+    assert fail_needle in str(e.value)
+
+
+def test_webhook_off_refusal_says_what_it_gives_away(chart_without_schema):
+    with pytest.raises(helm.HelmRenderError) as e:
+        chart_without_schema.render({"webhook": {"enabled": False}}, name=RELEASE, namespace=NAMESPACE)
+    msg = str(e.value)
+    assert "debugsession-edit" in msg and "SYS_PTRACE" in msg and "any workload" in msg, msg
+
+
+@pytest.mark.parametrize("values", [
+    NO_WEBHOOK,
+    {"replicaCount": 1, "leaderElection": {"enabled": False}},
+    {"replicaCount": 0, "leaderElection": {"enabled": False}},
+    {"insecure": {"allowUnstamped": True}},  # allowed with the webhook on (the operator ignores it then)
+], ids=["webhook-off-insecure", "1-replica-no-leader-election", "0-replicas-no-leader-election", "insecure-with-webhook"])
+def test_safe_or_explicit_combinations_are_accepted(chart, chart_without_schema, values):
+    chart.validate_schema(values)
+    render(chart, values)
+    render(chart_without_schema, values)
+
+
 # --- rendering: defaults ------------------------------------------------------------------------------
 
 def test_default_render_objects(chart):
@@ -220,6 +295,17 @@ def test_default_deployment_is_hardened(chart):
     assert env["DEBUGSESSION_LOG_FORMAT"] == "json"
     assert env["DEBUGSESSION_LOG_LEVEL"] == "info"
     assert env["DEBUGSESSION_METRICS_ADDR"] == "0.0.0.0:8080"
+    assert env["DEBUGSESSION_OPERATOR_USERNAME"] == OPERATOR_USER
+    assert "DEBUGSESSION_INSECURE_ALLOW_UNSTAMPED" not in env
+
+
+def test_operator_username_is_the_service_account(chart):
+    env = env_of(container(render(chart, {"serviceAccount": {"name": "dbgs"}}, name="other")))
+    assert env["DEBUGSESSION_OPERATOR_USERNAME"] == f"system:serviceaccount:{NAMESPACE}:dbgs"
+    env = env_of(container(render(chart, {"serviceAccount": {"create": False}})))
+    assert env["DEBUGSESSION_OPERATOR_USERNAME"] == f"system:serviceaccount:{NAMESPACE}:default"
+    env = env_of(container(render(chart, name="dbg")))
+    assert env["DEBUGSESSION_OPERATOR_USERNAME"] == f"system:serviceaccount:{NAMESPACE}:dbg-debugsession-operator"
 
 
 def test_default_pdb_uses_policy_v1_when_available(chart):
@@ -276,6 +362,9 @@ def test_non_default_values(chart):
     assert env["DEBUGSESSION_MAX_TTL"] == "8h" and env["DEBUGSESSION_DEFAULT_TTL"] == "30m"
     assert env["DEBUGSESSION_DEFAULT_IMAGE"] == "example/busybox:1"
     assert env["DEBUGSESSION_LEASE_NAME"] == "dbgs-leader"
+    assert env["DEBUGSESSION_OPERATOR_USERNAME"] == f"system:serviceaccount:{NAMESPACE}:custom-sa"
+    lease_role = one(docs, "Role", "dbg-debugsession-operator-leader-election")
+    assert lease_role["rules"][0]["resourceNames"] == ["dbgs-leader"]
     for b in find(docs, "ClusterRoleBinding") + find(docs, "RoleBinding"):
         assert b["subjects"] == [{"kind": "ServiceAccount", "name": "custom-sa", "namespace": NAMESPACE}]
 
@@ -310,6 +399,8 @@ def test_single_replica_has_no_pdb_and_leader_election_can_be_off(chart):
     docs = render(chart, {"replicaCount": 1, "leaderElection": {"enabled": False}})
     assert find(docs, "PodDisruptionBudget") == []
     assert env_of(container(docs))["DEBUGSESSION_LEADER_ELECT"] == "false"
+    # no Lease, no rights on Leases
+    assert find(docs, "Role") == [] and find(docs, "RoleBinding") == []
 
 
 def test_optional_objects_off_by_default(chart):
@@ -319,7 +410,8 @@ def test_optional_objects_off_by_default(chart):
 
 
 def test_rbac_off(chart):
-    docs = render(chart, {"rbac": {"create": False, "aggregateToUserRoles": False}})
+    docs = render(chart, {"rbac": {"create": False, "aggregateToUserRoles": False},
+                          "policy": {"allowedNamespaces": ["team-a"]}})
     for kind in ("ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"):
         assert find(docs, kind) == [], kind
 
@@ -334,6 +426,12 @@ def rules_have_no_wildcards(docs):
                     assert "*" not in rule.get(field, []), (d["metadata"]["name"], rule)
 
 
+def operator_roles(docs):
+    """The operator's own ClusterRole and Roles (not the user roles debugsession-view/-edit)."""
+    return [d for d in docs if d["kind"] in ("ClusterRole", "Role")
+            and d["metadata"]["name"] not in ("debugsession-view", "debugsession-edit")]
+
+
 def test_operator_rbac_is_exactly_what_it_uses(chart):
     docs = render(chart)
     rules_have_no_wildcards(docs)
@@ -341,9 +439,58 @@ def test_operator_rbac_is_exactly_what_it_uses(chart):
     role = one(docs, "Role", "debugsession-operator-leader-election")
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == EXPECTED_LEASE_RULES
+    assert [r["metadata"]["name"] for r in find(docs, "Role")] == ["debugsession-operator-leader-election"]
     crb = one(docs, "ClusterRoleBinding")
     assert crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "debugsession-operator"}
     assert crb["subjects"] == [{"kind": "ServiceAccount", "name": "debugsession-operator", "namespace": NAMESPACE}]
+
+
+@pytest.mark.parametrize("values", [None, NO_WEBHOOK, CERT_MANAGER, {"policy": {"allowedNamespaces": ["team-a"]}}],
+                         ids=["default", "no-webhook", "cert-manager", "allowed-namespaces"])
+def test_operator_never_gets_update(chart, values):
+    roles = operator_roles(render(chart, values))
+    assert roles
+    for role in roles:
+        for rule in role["rules"]:
+            assert "update" not in rule["verbs"], (role["metadata"]["name"], rule)
+
+
+def test_subject_access_reviews_without_the_webhook_too(chart):
+    assert one(render(chart, NO_WEBHOOK), "ClusterRole", "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES
+
+
+def test_leases_by_name_and_create_apart(chart):
+    docs = render(chart, {"leaderElection": {"leaseName": "my-lease"}})
+    rules = one(docs, "Role", "debugsession-operator-leader-election")["rules"]
+    named = [r for r in rules if "resourceNames" in r]
+    assert named == [{**EXPECTED_LEASE_RULES[0], "resourceNames": ["my-lease"]}]
+    assert env_of(container(docs))["DEBUGSESSION_LEASE_NAME"] == "my-lease"
+    # create cannot be restricted by name: the only verb without resourceNames
+    assert [r for r in rules if "resourceNames" not in r] == [EXPECTED_LEASE_RULES[1]]
+
+
+def test_allowed_namespaces_get_patch_through_roles(chart):
+    docs = render(chart, {"policy": {"allowedNamespaces": ["team-a", "team-b", "team-a"]}}, name="dbg")
+    rules_have_no_wildcards(docs)
+    assert one(docs, "ClusterRole", "dbg-debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES_PER_NAMESPACE
+    roles = find(docs, "Role", "dbg-debugsession-operator-workloads")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    for r in roles:
+        assert r["rules"] == EXPECTED_WORKLOAD_ROLE_RULES
+    bindings = find(docs, "RoleBinding", "dbg-debugsession-operator-workloads")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for b in bindings:
+        assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "dbg-debugsession-operator-workloads"}
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": "dbg-debugsession-operator", "namespace": NAMESPACE}]
+    assert env_of(container(docs))["DEBUGSESSION_ALLOWED_NAMESPACES"] == "team-a,team-b,team-a"
+
+
+def test_allowed_namespaces_with_a_glob_keep_patch_cluster_wide(chart):
+    """A glob cannot name a Role's namespace: patch stays in the ClusterRole (documented in values.yaml)."""
+    docs = render(chart, {"policy": {"allowedNamespaces": ["team-a", "team-*"]}})
+    assert one(docs, "ClusterRole", "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES
+    assert find(docs, "Role", "debugsession-operator-workloads") == []
+    assert find(docs, "RoleBinding", "debugsession-operator-workloads") == []
 
 
 def test_aggregated_user_roles(chart):
@@ -359,46 +506,13 @@ def test_aggregated_user_roles(chart):
         assert all(r["apiGroups"] == ["debugsession.dev"] for r in role["rules"])
 
 
-# --- chart vs kustomize ------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def kustomized() -> list[dict[str, Any]]:
-    if not shutil.which("kubectl"):
-        pytest.skip("kubectl (with built-in kustomize) not installed")
-    return load_docs(run(["kubectl", "kustomize", str(ROOT / "config/default")]).stdout)
-
-
-def rbac_view(docs):
-    """Kind/name -> rules (roles) or roleRef + subjects (bindings)."""
-    out = {}
-    for d in docs:
-        if d["kind"] in ("ClusterRole", "Role"):
-            out[(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))] = d["rules"]
-        elif d["kind"] in ("ClusterRoleBinding", "RoleBinding"):
-            out[(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))] = (d["roleRef"], d["subjects"])
-    return out
-
-
-def test_chart_and_kustomize_rbac_are_identical(chart, kustomized):
-    chart_rbac = rbac_view(render(chart, NO_WEBHOOK))
-    kustomize_rbac = rbac_view(kustomized)
-    assert chart_rbac == kustomize_rbac
-    rules_have_no_wildcards(kustomized)
-    assert one(kustomized, "ClusterRole", "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES_NO_WEBHOOK
-
-
-def strip_labels(meta: dict[str, Any]) -> dict[str, Any]:
-    meta = dict(meta)
-    labels = {k: v for k, v in meta.get("labels", {}).items() if k not in ("helm.sh/chart", "app.kubernetes.io/managed-by")}
-    meta["labels"] = labels
-    return meta
-
+# --- webhook ------------------------------------------------------------------------------------------------
 
 def test_webhook_objects(chart):
     docs = render(chart)
     tls = one(docs, "Secret", "debugsession-operator-webhook-tls")
     assert tls["type"] == "kubernetes.io/tls" and {"ca.crt", "tls.crt", "tls.key"} <= set(tls["data"])
-    assert len(one(docs, "Secret", "debugsession-operator-stamp-key")["data"]["key"]) > 40
+    assert len(one(docs, "Secret", STAMP_KEY_SECRET)["data"]["key"]) > 40
     for kind, path in (("MutatingWebhookConfiguration", "/mutate"), ("ValidatingWebhookConfiguration", "/validate")):
         hook = one(docs, kind)["webhooks"][0]
         assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
@@ -416,7 +530,7 @@ def test_webhook_objects(chart):
     url = render(chart, {"webhook": {"url": "https://127.0.0.1:9443", "certIPAddresses": ["127.0.0.1"]}})
     hook = one(url, "ValidatingWebhookConfiguration")["webhooks"][0]
     assert hook["clientConfig"]["url"] == "https://127.0.0.1:9443/validate" and "service" not in hook["clientConfig"]
-    cm = render(chart, {"webhook": {"certManager": {"enabled": True}}})
+    cm = render(chart, CERT_MANAGER)
     assert one(cm, "Certificate")["spec"]["secretName"] == "debugsession-operator-webhook-tls"
     assert one(cm, "Issuer")["spec"] == {"selfSigned": {}}
     assert "caBundle" not in one(cm, "MutatingWebhookConfiguration")["webhooks"][0]["clientConfig"]
@@ -426,13 +540,87 @@ def test_webhook_objects(chart):
 def test_webhook_off_leaves_no_webhook_objects(chart):
     docs = render(chart, NO_WEBHOOK)
     assert not find(docs, "MutatingWebhookConfiguration") and not find(docs, "ValidatingWebhookConfiguration")
-    assert "DEBUGSESSION_WEBHOOK_ADDR" not in env_of(container(docs))
-    assert one(docs, "ClusterRole", "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES_NO_WEBHOOK
+    assert not find(docs, "Secret")
+    c = container(docs)
+    env = env_of(c)
+    assert "DEBUGSESSION_WEBHOOK_ADDR" not in env and "DEBUGSESSION_STAMP_KEY_FILE" not in env
+    assert env["DEBUGSESSION_INSECURE_ALLOW_UNSTAMPED"] == "true"
+    assert [p["name"] for p in c["ports"]] == ["metrics"]
 
 
-def test_chart_and_kustomize_install_the_same_operator(chart, kustomized):
-    """Same objects (besides the Namespace, which Helm leaves to --create-namespace), same pod, same service."""
-    chart_docs = render(chart, NO_WEBHOOK)
+# --- kustomize (config/) -------------------------------------------------------------------------------------
+
+def kustomize(path: str) -> list[dict[str, Any]]:
+    if not shutil.which("kubectl"):
+        pytest.skip("kubectl (with built-in kustomize) not installed")
+    return load_docs(run(["kubectl", "kustomize", str(ROOT / path)]).stdout)
+
+
+@pytest.fixture(scope="module")
+def kustomized() -> list[dict[str, Any]]:
+    """config/default: the operator with the webhook (serving certificate from cert-manager)."""
+    return kustomize("config/default")
+
+
+@pytest.fixture(scope="module")
+def kustomized_insecure() -> list[dict[str, Any]]:
+    """config/insecure-no-webhook: the operator without the webhook, running unstamped sessions."""
+    return kustomize("config/insecure-no-webhook")
+
+
+# Each kustomize install and the chart values it equals. The stamp key Secret is created by hand for
+# config/default (kustomize cannot generate a random key).
+KUSTOMIZE_VS_CHART = [
+    pytest.param("kustomized", CERT_MANAGER, {("Secret", STAMP_KEY_SECRET)}, id="default"),
+    pytest.param("kustomized_insecure", NO_WEBHOOK, set(), id="insecure-no-webhook"),
+]
+
+
+def rbac_view(docs):
+    """Kind/name -> rules (roles) or roleRef + subjects (bindings)."""
+    out = {}
+    for d in docs:
+        if d["kind"] in ("ClusterRole", "Role"):
+            out[(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))] = d["rules"]
+        elif d["kind"] in ("ClusterRoleBinding", "RoleBinding"):
+            out[(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace"))] = (d["roleRef"], d["subjects"])
+    return out
+
+
+def test_config_rbac_files_equal_the_chart_roles(chart):
+    """config/rbac/*.yaml, read as files (no kustomize needed), hold the chart's default rules."""
+    docs = render(chart)
+    role = yaml.safe_load((ROOT / "config/rbac/role.yaml").read_text())
+    assert role["rules"] == one(docs, "ClusterRole", "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES
+    lease = yaml.safe_load((ROOT / "config/rbac/leader_election_role.yaml").read_text())
+    assert lease["rules"] == one(docs, "Role", "debugsession-operator-leader-election")["rules"] == EXPECTED_LEASE_RULES
+    users = load_docs((ROOT / "config/rbac/user_roles.yaml").read_text())
+    for u in users:
+        assert u["rules"] == one(docs, "ClusterRole", u["metadata"]["name"])["rules"]
+
+
+@pytest.mark.parametrize("overlay,values,_", KUSTOMIZE_VS_CHART)
+def test_chart_and_kustomize_rbac_are_identical(request, chart, overlay, values, _):
+    kustomized = request.getfixturevalue(overlay)
+    assert rbac_view(render(chart, values)) == rbac_view(kustomized)
+    rules_have_no_wildcards(kustomized)
+    assert one(kustomized, "ClusterRole", "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES
+    assert one(kustomized, "Role", "debugsession-operator-leader-election")["rules"] == EXPECTED_LEASE_RULES
+
+
+def strip_labels(meta: dict[str, Any]) -> dict[str, Any]:
+    meta = dict(meta)
+    labels = {k: v for k, v in meta.get("labels", {}).items() if k not in ("helm.sh/chart", "app.kubernetes.io/managed-by")}
+    meta["labels"] = labels
+    return meta
+
+
+@pytest.mark.parametrize("overlay,values,not_in_kustomize", KUSTOMIZE_VS_CHART)
+def test_chart_and_kustomize_install_the_same_operator(request, chart, overlay, values, not_in_kustomize):
+    """Same objects (besides the Namespace, which Helm leaves to --create-namespace), same pod, same
+    services, same webhook configurations and certificate."""
+    kustomized = request.getfixturevalue(overlay)
+    chart_docs = [d for d in render(chart, values) if (d["kind"], d["metadata"]["name"]) not in not_in_kustomize]
     names = lambda docs: sorted((d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in docs)
     assert names([d for d in kustomized if d["kind"] not in ("Namespace", "CustomResourceDefinition")]) == names(chart_docs)
     for d in kustomized:
@@ -447,12 +635,95 @@ def test_chart_and_kustomize_install_the_same_operator(chart, kustomized):
             assert {**k["spec"], "template": None} == {**c["spec"], "template": None}
         elif "spec" in c:
             assert k["spec"] == c["spec"], c["kind"]
+        if "webhooks" in c:
+            assert k["webhooks"] == c["webhooks"], c["kind"]
     kcrd = one(kustomized, "CustomResourceDefinition")
     gen = yaml.safe_load((ROOT / "crds/debugsession.dev_debugsessions.yaml").read_text())
     kcrd["metadata"]["labels"].pop("app.kubernetes.io/managed-by")
     if not kcrd["metadata"]["labels"]:
         del kcrd["metadata"]["labels"]
     assert kcrd == gen
+
+
+def volume_mount(pod: dict[str, Any], path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The volume mounted at `path` in the operator container, and its mount."""
+    mounts = [m for m in pod["containers"][0].get("volumeMounts", []) if m["mountPath"] == path]
+    assert len(mounts) == 1, (path, pod["containers"][0].get("volumeMounts"))
+    volumes = [v for v in pod.get("volumes", []) if v["name"] == mounts[0]["name"]]
+    assert len(volumes) == 1, (mounts[0], pod.get("volumes"))
+    return volumes[0], mounts[0]
+
+
+def test_kustomize_default_installs_the_webhook(kustomized):
+    ns = NAMESPACE
+    cert = one(kustomized, "Certificate", "debugsession-operator-webhook")
+    assert cert["metadata"]["namespace"] == ns
+    svc = one(kustomized, "Service", "debugsession-operator-webhook")
+    assert svc["spec"]["ports"] == [{"name": "webhook", "port": 443, "targetPort": "webhook", "protocol": "TCP"}]
+    assert cert["spec"]["dnsNames"] == [f"debugsession-operator-webhook.{ns}.svc", f"debugsession-operator-webhook.{ns}.svc.cluster.local"]
+    issuer = one(kustomized, "Issuer", cert["spec"]["issuerRef"]["name"])
+    assert cert["spec"]["issuerRef"]["kind"] == "Issuer" and issuer["spec"] == {"selfSigned": {}}
+    assert issuer["metadata"]["namespace"] == ns
+    for kind, path in (("MutatingWebhookConfiguration", "/mutate"), ("ValidatingWebhookConfiguration", "/validate")):
+        conf = one(kustomized, kind, "debugsession-operator")
+        assert conf["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{ns}/debugsession-operator-webhook"
+        [hook] = conf["webhooks"]
+        assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
+        assert hook["admissionReviewVersions"] == ["v1"]
+        assert hook["clientConfig"] == {"service": {"name": "debugsession-operator-webhook", "namespace": ns, "path": path, "port": 443}}
+        assert hook["rules"] == [{"apiGroups": ["debugsession.dev"], "apiVersions": ["v1alpha1"],
+                                  "operations": ["CREATE", "UPDATE"], "resources": ["debugsessions"],
+                                  "scope": "Namespaced"}]
+    pod = one(kustomized, "Deployment")["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = env_of(c)
+    assert "DEBUGSESSION_INSECURE_ALLOW_UNSTAMPED" not in env
+    assert env["DEBUGSESSION_OPERATOR_USERNAME"] == OPERATOR_USER
+    assert env["DEBUGSESSION_WEBHOOK_ADDR"] == "0.0.0.0:9443"
+    assert {"name": "webhook", "containerPort": 9443, "protocol": "TCP"} in c["ports"]
+    # the Certificate's Secret at the webhook cert dir
+    tls, mount = volume_mount(pod, env["DEBUGSESSION_WEBHOOK_CERT_DIR"])
+    assert tls["secret"]["secretName"] == cert["spec"]["secretName"] and mount["readOnly"] is True
+    assert {i["key"] for i in tls["secret"]["items"]} == {"tls.crt", "tls.key"}
+    # the stamp key Secret (created by hand), key `key`, at DEBUGSESSION_STAMP_KEY_FILE
+    key_dir, key_file = env["DEBUGSESSION_STAMP_KEY_FILE"].rsplit("/", 1)
+    key, mount = volume_mount(pod, key_dir)
+    assert key["secret"]["secretName"] == STAMP_KEY_SECRET and key_file == "key" and mount["readOnly"] is True
+    assert not find(kustomized, "Secret"), "no key material in config/"
+    header = (ROOT / "config/default/kustomization.yaml").read_text()
+    assert (f"kubectl create secret generic {STAMP_KEY_SECRET} -n {ns} --from-literal=key=$(openssl rand -hex 32)"
+            in header)
+
+
+def test_kustomize_insecure_overlay_has_no_webhook(kustomized_insecure):
+    kinds = {d["kind"] for d in kustomized_insecure}
+    assert not kinds & {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "Certificate", "Issuer", "Secret"}
+    pod = one(kustomized_insecure, "Deployment")["spec"]["template"]["spec"]
+    env = env_of(pod["containers"][0])
+    assert env["DEBUGSESSION_INSECURE_ALLOW_UNSTAMPED"] == "true"
+    assert env["DEBUGSESSION_OPERATOR_USERNAME"] == OPERATOR_USER
+    assert "DEBUGSESSION_STAMP_KEY_FILE" not in env and "DEBUGSESSION_WEBHOOK_ADDR" not in env
+    assert "volumes" not in pod
+    text = (ROOT / "config/insecure-no-webhook/kustomization.yaml").read_text()
+    assert "debugsession-edit" in text and "SYS_PTRACE" in text
+
+
+def test_kustomize_namespace_change_follows_through(tmp_path):
+    """Edit config/default's namespace: the operator's username, certificate names and CA injection follow."""
+    if not shutil.which("kubectl"):
+        pytest.skip("kubectl (with built-in kustomize) not installed")
+    for d in ("config", "crds"):
+        shutil.copytree(ROOT / d, tmp_path / d)
+    k = tmp_path / "config/default/kustomization.yaml"
+    k.write_text(k.read_text().replace("\nnamespace: debugsession-system\n", "\nnamespace: dbgs-other\n"))
+    docs = load_docs(run(["kubectl", "kustomize", str(tmp_path / "config/default")]).stdout)
+    assert env_of(container(docs))["DEBUGSESSION_OPERATOR_USERNAME"] == "system:serviceaccount:dbgs-other:debugsession-operator"
+    assert one(docs, "Certificate")["spec"]["dnsNames"][0] == "debugsession-operator-webhook.dbgs-other.svc"
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        conf = one(docs, kind)
+        assert conf["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == "dbgs-other/debugsession-operator-webhook"
+        assert conf["webhooks"][0]["clientConfig"]["service"]["namespace"] == "dbgs-other"
+    assert "debugsession-system" not in json.dumps([d for d in docs if d["kind"] != "CustomResourceDefinition"])
 
 
 def test_local_kustomize_overlay_builds():
@@ -462,6 +733,9 @@ def test_local_kustomize_overlay_builds():
     assert c["image"] == "registry.local/debugsession-operator:0.1.0" and c["imagePullPolicy"] == "Never"
     assert dep["spec"]["template"]["spec"]["hostNetwork"] is True
     assert find(docs, "PodDisruptionBudget") == []
+    # the local cluster has no cert-manager: the overlay builds on config/insecure-no-webhook
+    assert env_of(c)["DEBUGSESSION_INSECURE_ALLOW_UNSTAMPED"] == "true"
+    assert not find(docs, "ValidatingWebhookConfiguration") and not find(docs, "Certificate")
 
 
 # --- container image -------------------------------------------------------------------------------------

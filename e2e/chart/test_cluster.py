@@ -46,6 +46,12 @@ def local_values(**overrides: Any) -> dict[str, Any]:
     return values
 
 
+def release_values(**overrides: Any) -> dict[str, Any]:
+    """The release under test: sessions only in TEST_NS, so the operator may patch workloads only there
+    (a Role in TEST_NS; the ClusterRole keeps get, list and watch)."""
+    return local_values(policy={"allowedNamespaces": [TEST_NS]}, **overrides)
+
+
 def release_leftovers() -> list[str]:
     """Objects labelled with the release, cluster-wide, plus Helm's release records."""
     kinds = ("deployments,replicasets,pods,services,serviceaccounts,configmaps,secrets,roles,rolebindings,"
@@ -69,8 +75,9 @@ def helm_cfg(cluster, operator_image):
 
 @pytest.fixture(scope="module")
 def installed(helm_cfg):
+    kubectl("create", "namespace", TEST_NS, check=False)  # allowedNamespaces: its Role needs it
     try:
-        rel = helm_cfg.install(CHART_DIR, RELEASE, local_values(), namespace=NAMESPACE, create_namespace=True,
+        rel = helm_cfg.install(CHART_DIR, RELEASE, release_values(), namespace=NAMESPACE, create_namespace=True,
                                wait="watcher", timeout=240)
     except helm.HelmError as e:
         pytest.fail(f"helm install failed: {e}\n{dump_operator_debug(NAMESPACE, SELECTOR)}")
@@ -185,38 +192,67 @@ subjects: [{{apiGroup: rbac.authorization.k8s.io, kind: User, name: e2e-no-exec}
     assert kubectl_json("get", "deployment", "web", "-n", TEST_NS)["metadata"]["generation"] == generation
 
 
+LEASE = "leases.coordination.k8s.io/debugsession-operator"  # the chart's default leaderElection.leaseName
+
+
 @pytest.mark.parametrize("verb,resource,namespace,allowed", [
-    ("patch", "deployments.apps", "default", True),
+    # workloads: read everywhere, patch only in policy.allowedNamespaces (TEST_NS)
+    ("patch", "deployments.apps", TEST_NS, True),
     ("patch", "statefulsets.apps", TEST_NS, True),
-    ("list", "pods", "default", True),
+    ("patch", "daemonsets.apps", TEST_NS, True),
+    ("patch", "deployments.apps", "default", False),
+    ("patch", "daemonsets.apps", "kube-system", False),
+    ("watch", "deployments.apps", "default", True),
+    ("list", "statefulsets.apps", "default", True),
+    ("update", "deployments.apps", TEST_NS, False),
+    ("delete", "deployments.apps", TEST_NS, False),
+    ("create", "deployments.apps", "default", False),
+    # sessions: patch (finalizer, JSON patch) and server-side applied status, never update
     ("watch", "debugsessions.debugsession.dev", "default", True),
-    ("patch", "debugsessions.debugsession.dev/status", "default", True),
+    ("patch", "debugsessions.debugsession.dev", "default", True),
+    ("update", "debugsessions.debugsession.dev", "default", False),
+    ("patch", "debugsessions.debugsession.dev --subresource=status", "default", True),
+    ("update", "debugsessions.debugsession.dev --subresource=status", "default", False),
+    ("delete", "debugsessions.debugsession.dev", "default", False),
+    ("create", "debugsessions.debugsession.dev", "default", False),
+    ("list", "pods", "default", True),
     ("create", "events.events.k8s.io", "default", True),
-    ("patch", "leases.coordination.k8s.io", NAMESPACE, True),
+    # the leader Lease: get and patch by name, create (not restrictable by name), nothing else
+    ("get", LEASE, NAMESPACE, True),
+    ("patch", LEASE, NAMESPACE, True),
+    ("update", LEASE, NAMESPACE, False),
+    ("delete", LEASE, NAMESPACE, False),
+    ("create", "leases.coordination.k8s.io", NAMESPACE, True),
+    ("patch", "leases.coordination.k8s.io/another-lease", NAMESPACE, False),
+    ("get", "leases.coordination.k8s.io/another-lease", NAMESPACE, False),
+    ("patch", LEASE, "default", False),
     ("get", "secrets", "default", False),
     ("get", "secrets", NAMESPACE, False),
-    ("delete", "deployments.apps", "default", False),
-    ("create", "deployments.apps", "default", False),
     ("create", "pods", "default", False),
     ("create", "pods/exec", "default", False),
-    ("delete", "debugsessions.debugsession.dev", "default", False),
-    ("patch", "leases.coordination.k8s.io", "default", False),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", "", False),
     ("create", "subjectaccessreviews.authorization.k8s.io", "", True),
     ("create", "tokenreviews.authentication.k8s.io", "", False),
     ("patch", "mutatingwebhookconfigurations.admissionregistration.k8s.io", "", False),
 ])
 def test_service_account_least_privilege(installed, verb, resource, namespace, allowed):
-    args = ["auth", "can-i", verb, resource, f"--as={SA}"]
+    args = ["auth", "can-i", verb, *resource.split(), f"--as={SA}"]
     args += ["-n", namespace] if namespace else []
     p = kubectl(*args, check=False)
     answer = p.stdout.strip()
     assert answer == ("yes" if allowed else "no"), f"can-i {verb} {resource} -n {namespace}: {answer} {p.stderr}"
 
 
+def test_operator_knows_its_own_user(installed):
+    dep = kubectl_json("get", "deployment", RELEASE, "-n", NAMESPACE)
+    env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DEBUGSESSION_OPERATOR_USERNAME"] == SA
+    assert "DEBUGSESSION_INSECURE_ALLOW_UNSTAMPED" not in env
+
+
 def test_upgrade_changes_a_value(helm_cfg, installed):
     before = kubectl_json("get", "deployment", RELEASE, "-n", NAMESPACE)
-    rel = helm_cfg.upgrade(CHART_DIR, RELEASE, local_values(operator={"logLevel": "debug", "logFormat": "text"}),
+    rel = helm_cfg.upgrade(CHART_DIR, RELEASE, release_values(operator={"logLevel": "debug", "logFormat": "text"}),
                            namespace=NAMESPACE, wait="watcher", timeout=240)
     assert rel.get("version", 2) == 2
     hist = helm_cfg.history(RELEASE)

@@ -1,8 +1,9 @@
 """The operator's core end-to-end scenarios against the operator the chart installs: a real pod under the
 chart's ServiceAccount and RBAC (least privilege proven by the scenarios passing, not claimed).
 
-The webhook is off for this install: the scenarios check the controller's own answers to bad input, which the
-webhook would refuse earlier at admission (tests of the webhook are in test_cluster.py and e2e/tests/admission.rs).
+The webhook is off for this install (so insecure.allowUnstamped is on: the scenarios create unstamped sessions):
+the scenarios check the controller's own answers to bad input, which the webhook would refuse earlier at
+admission (tests of the webhook are in test_cluster.py and e2e/tests/admission.rs).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from test_cluster import SELECTOR, local_values
 def installed(cluster, operator_image):
     with helm.Config(kubeconfig_path=os.environ["KUBECONFIG"], namespace=NAMESPACE) as cfg:
         cfg.uninstall(RELEASE, ignore_not_found=True, wait="watcher", timeout=120)
-        values = local_values(webhook={"enabled": False}, leaderElection={"enabled": True})
+        values = local_values(webhook={"enabled": False}, insecure={"allowUnstamped": True}, leaderElection={"enabled": True})
         cfg.install(CHART_DIR, RELEASE, values, namespace=NAMESPACE, create_namespace=True, wait="watcher", timeout=240)
         try:
             wait_for("the operator pod to be Ready", operator_pod_ready(NAMESPACE, SELECTOR), timeout=180)

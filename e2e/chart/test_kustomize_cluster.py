@@ -1,5 +1,7 @@
-"""`kubectl apply -k config/default` (through the local-cluster overlay e2e/chart/kustomize-local) installs
-an operator that gets Ready and drives a session to Active; then everything but the CRD is removed.
+"""`kubectl apply -k config/insecure-no-webhook` (through the local-cluster overlay e2e/chart/kustomize-local;
+the local cluster has no cert-manager for config/default's webhook certificate) installs an operator that gets
+Ready and drives an unstamped session to Active; then everything but the CRD is removed. config/default itself
+is checked offline in test_chart.py.
 
 Runs after test_cluster.py (same namespace and cluster-scoped names); skipped without a cluster.
 """
@@ -58,6 +60,9 @@ def test_apply_k_operator_gets_ready(applied):
         raise AssertionError(f"{e}\n{dump_operator_debug(NAMESPACE, SELECTOR)}") from None
     assert pods[0]["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "kustomize"
     assert pods[0]["spec"]["serviceAccountName"] == "debugsession-operator"
+    env = {e["name"]: e.get("value") for e in pods[0]["spec"]["containers"][0]["env"]}
+    assert env["DEBUGSESSION_INSECURE_ALLOW_UNSTAMPED"] == "true"
+    assert env["DEBUGSESSION_OPERATOR_USERNAME"] == f"system:serviceaccount:{NAMESPACE}:debugsession-operator"
 
 
 def test_apply_k_session_reaches_active(applied):

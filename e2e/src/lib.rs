@@ -422,6 +422,11 @@ impl Operator {
                 "json",
             ])
             .args(extra_args)
+            // Without a stamp key (no webhook in these suites) the operator starts no session
+            // unless told to.
+            .args(
+                (!extra_args.contains(&"--stamp-key-file")).then_some("--insecure-allow-unstamped"),
+            )
             .envs(&cluster().env)
             .envs(extra_env.iter().copied())
             .stdin(Stdio::null())

@@ -61,7 +61,9 @@ pub fn review(r: &Requester, namespace: &str, p: &Permission) -> SubjectAccessRe
     SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
             user: Some(r.username.clone()),
+            uid: Some(r.uid.clone()).filter(|u| !u.is_empty()),
             groups: Some(r.groups.clone()),
+            extra: Some(r.extra.clone()).filter(|e| !e.is_empty()),
             resource_attributes: Some(p.attributes(namespace)),
             ..SubjectAccessReviewSpec::default()
         },
@@ -74,37 +76,51 @@ async fn allowed(
     r: &Requester,
     namespace: &str,
     p: &Permission,
-) -> Result<bool, String> {
+) -> Result<bool, kube::Error> {
     let api = Api::<SubjectAccessReview>::all(client.clone());
     let out = api
         .create(&PostParams::default(), &review(r, namespace, p))
-        .await
-        .map_err(|e| {
-            format!("could not check the requester's permissions (SubjectAccessReview): {e}")
-        })?;
+        .await?;
     Ok(out
         .status
         .is_some_and(|s| s.allowed && s.denied != Some(true)))
 }
 
-/// The requester may `create pods/exec` or `pods/attach` in `namespace`, and `patch` the target
-/// workload. The error names the missing permission.
+/// Whether the requester may `create pods/exec` or `pods/attach` in `namespace`, and `patch`
+/// the target workload: `Ok(Err(message))` names the missing permission; `Err` is a failed
+/// review (transient, retry).
+pub async fn decide(
+    client: &kube::Client,
+    r: &Requester,
+    namespace: &str,
+    target: &Target,
+) -> Result<Result<(), String>, kube::Error> {
+    let [exec, attach] = shell_access();
+    if !allowed(client, r, namespace, &exec).await?
+        && !allowed(client, r, namespace, &attach).await?
+    {
+        return Ok(Err(missing_shell_access(r, namespace)));
+    }
+    if !allowed(client, r, namespace, &workload_patch(target)).await? {
+        return Ok(Err(missing_patch(r, namespace, target)));
+    }
+    Ok(Ok(()))
+}
+
+/// [`decide`] for the webhook: a failed review refuses too (fail closed).
 pub async fn check(
     client: &kube::Client,
     r: &Requester,
     namespace: &str,
     target: &Target,
 ) -> Result<(), String> {
-    let [exec, attach] = shell_access();
-    if !allowed(client, r, namespace, &exec).await?
-        && !allowed(client, r, namespace, &attach).await?
-    {
-        return Err(missing_shell_access(r, namespace));
-    }
-    if !allowed(client, r, namespace, &workload_patch(target)).await? {
-        return Err(missing_patch(r, namespace, target));
-    }
-    Ok(())
+    decide(client, r, namespace, target)
+        .await
+        .unwrap_or_else(|e| {
+            Err(format!(
+                "could not check the requester's permissions (SubjectAccessReview): {e}"
+            ))
+        })
 }
 
 pub fn missing_shell_access(r: &Requester, namespace: &str) -> String {
@@ -132,7 +148,9 @@ mod tests {
     fn reviews_ask_the_right_questions() {
         let r = Requester {
             username: "alice".into(),
+            uid: "u-1".into(),
             groups: vec!["team".into()],
+            extra: std::collections::BTreeMap::from([("scopes".into(), vec!["x".into()])]),
         };
         let target = Target {
             kind: TargetKind::StatefulSet,
@@ -144,7 +162,9 @@ mod tests {
             v["spec"],
             serde_json::json!({
                 "user": "alice",
+                "uid": "u-1",
                 "groups": ["team"],
+                "extra": {"scopes": ["x"]},
                 "resourceAttributes": {
                     "namespace": "team", "verb": "patch", "group": "apps",
                     "resource": "statefulsets", "name": "db"

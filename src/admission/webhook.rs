@@ -1,21 +1,19 @@
-//! The mutating and validating admission webhook for DebugSessions, served over TLS.
+//! The mutating and validating admission webhook for DebugSessions.
 //!
-//! - `POST /mutate`: on CREATE, stamps the requester from the request's userInfo into the
-//!   session's annotations (overwriting anything a user wrote there).
-//! - `POST /validate`: on CREATE, refuses sessions the policy does not allow, with an invalid TTL
-//!   or shell, without a valid stamp of the very user who sends the request, or whose requester
-//!   may not exec/attach into pods or patch the target workload (SubjectAccessReviews). On UPDATE,
-//!   refuses changes to the stamp and spec changes the policy does not allow.
+//! - `POST /mutate`: on CREATE, and on every UPDATE that changes the spec, stamps the sender of the
+//!   request as the requester of the spec as it stands (overwriting anything a user wrote there).
+//! - `POST /validate`: refuses a create or a spec change that the policy does not allow, with an
+//!   invalid TTL or shell, without a valid stamp of the very user who sends the request, or whose
+//!   sender may not exec/attach into pods or patch the target workload (SubjectAccessReviews).
+//!   Refuses changes to the stamp without a spec change, and the removal of the operator's
+//!   finalizer, by anyone but the operator, while the session's workload still carries its fields.
 //!
 //! The decision is made by pure functions ([`mutate`], [`verdict`], [`finish`]); only the
-//! SubjectAccessReviews need the cluster.
+//! SubjectAccessReviews and the look at the workload need the cluster. The TLS listener is in
+//! [`super::tls`].
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -25,24 +23,29 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, Patch, PatchOperation};
+use k8s_openapi::jiff::Timestamp;
 use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::response::StatusSummary;
 
 use super::authz;
 use super::policy::Policy;
-use super::stamp::{self, Requester};
-use crate::api::{DebugSessionSpec, GROUP, Target};
+use super::stamp::{self, Requester, Stamp};
+use crate::api::{DebugSessionSpec, FINALIZER, GROUP, Target, TargetKind, session_manager};
 use crate::controller::validate;
 use crate::settings::Settings;
 
-/// What the webhook needs: a client for SubjectAccessReviews, the policy, the settings and the
-/// stamp key.
+pub use super::tls::serve_tls;
+
+/// What the webhook needs: a client for SubjectAccessReviews and workload reads, the policy, the
+/// settings, the stamp key and the operator's own username.
 pub struct WebhookState {
     pub client: kube::Client,
     pub policy: Policy,
     pub settings: Settings,
     pub key: Vec<u8>,
+    /// The only user that may remove the finalizer of a session that still holds its workload.
+    pub operator_username: Option<String>,
 }
 
 /// `POST /mutate` and `POST /validate` (AdmissionReview admission.k8s.io/v1).
@@ -75,7 +78,7 @@ async fn mutate_handler(State(s): State<Arc<WebhookState>>, body: Bytes) -> Resp
         Ok(r) => r,
         Err(m) => return reply(AdmissionResponse::invalid(m)),
     };
-    let resp = mutate(&req, &s.key);
+    let resp = mutate(&req, &s.key, Timestamp::now());
     if !resp.allowed {
         tracing::info!(uid = %req.uid, name = %req.name, message = %resp.result.message, "mutation refused");
     }
@@ -87,11 +90,21 @@ async fn validate_handler(State(s): State<Arc<WebhookState>>, body: Bytes) -> Re
         Ok(r) => r,
         Err(m) => return reply(AdmissionResponse::invalid(m)),
     };
-    let v = verdict(&req, &s.policy, &s.settings, &s.key);
+    let v = verdict(
+        &req,
+        &s.policy,
+        &s.settings,
+        &s.key,
+        s.operator_username.as_deref(),
+    );
     let outcome = match v {
         Verdict::Authorize(q) => {
             let r = authz::check(&s.client, &q.requester, &q.namespace, &q.target).await;
             finish(Verdict::Authorize(q), r)
+        }
+        Verdict::Released(q) => {
+            let r = released(&s.client, &q).await;
+            finish(Verdict::Released(q), r)
         }
         v => finish(v, Ok(())),
     };
@@ -103,6 +116,30 @@ async fn validate_handler(State(s): State<Arc<WebhookState>>, body: Bytes) -> Re
         tracing::info!(uid = %req.uid, name = %req.name, %user, operation = ?req.operation, message = %resp.result.message, "refused");
     }
     reply(resp)
+}
+
+/// Whether the session's workload is free of the session's fields; the error says why not.
+async fn released(client: &kube::Client, q: &HeldQuery) -> Result<(), String> {
+    let manager = session_manager(&q.namespace, &q.session);
+    match crate::workload::fetch(client, &q.namespace, q.kind, &q.name).await {
+        Ok(Some(w)) if w.is_managed_by(&manager) => Err(still_holds(q)),
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "removing the finalizer {FINALIZER} is refused: could not check whether DebugSession {} still holds {}/{} ({e})",
+            q.session, q.kind, q.name
+        )),
+    }
+}
+
+/// The refusal of a finalizer removal while the workload is held.
+pub fn still_holds(q: &HeldQuery) -> String {
+    format!(
+        "removing the finalizer {FINALIZER} is refused: DebugSession {} still holds {}/{} (field manager {}); delete the session and the operator reverts the workload, then removes the finalizer itself",
+        q.session,
+        q.kind,
+        q.name,
+        session_manager(&q.namespace, &q.session)
+    )
 }
 
 /// A refusal: HTTP-like code 403 and the message, which kubectl shows to the user.
@@ -129,10 +166,14 @@ fn is_session(req: &Request) -> bool {
         && req.sub_resource.as_deref().is_none_or(str::is_empty)
 }
 
-fn requester(req: &Request) -> Requester {
+/// The sender of the request, as the API server authenticated it.
+fn sender(req: &Request) -> Requester {
+    let u = &req.user_info;
     Requester {
-        username: req.user_info.username.clone().unwrap_or_default(),
-        groups: req.user_info.groups.clone().unwrap_or_default(),
+        username: u.username.clone().unwrap_or_default(),
+        uid: u.uid.clone().unwrap_or_default(),
+        groups: u.groups.clone().unwrap_or_default(),
+        extra: u.extra.clone().unwrap_or_default(),
     }
 }
 
@@ -160,8 +201,19 @@ fn spec(obj: &DynamicObject) -> Result<DebugSessionSpec, String> {
     serde_json::from_value(raw).map_err(|e| format!("spec is not a valid DebugSession spec: {e}"))
 }
 
-/// The JSON patch that stamps `r` on the object: the whole annotations map when the object has
-/// none, else one `add` per stamp key (which replaces a value a user may have put there).
+fn spec_changed(new: &DynamicObject, old: &DynamicObject) -> bool {
+    new.data.get("spec") != old.data.get("spec")
+}
+
+fn has_finalizer(obj: &DynamicObject) -> bool {
+    obj.metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|x| x == FINALIZER))
+}
+
+/// The JSON patch that writes the stamp annotations: the whole annotations map when the object
+/// has none, else one `add` per stamp key (which replaces a value a user may have put there).
 pub fn stamp_patch(
     existing: Option<&BTreeMap<String, String>>,
     stamp: &BTreeMap<String, String>,
@@ -185,13 +237,22 @@ pub fn stamp_patch(
     }
 }
 
-/// `/mutate`: on CREATE of a DebugSession, stamp the requester. Everything else passes unchanged.
-pub fn mutate(req: &Request, key: &[u8]) -> AdmissionResponse {
-    if !is_session(req) || req.operation != Operation::Create {
+/// `/mutate`: on CREATE of a DebugSession, and on an UPDATE that changes its spec, stamp the
+/// sender as the requester of the spec. Everything else passes unchanged.
+pub fn mutate(req: &Request, key: &[u8], now: Timestamp) -> AdmissionResponse {
+    if !is_session(req) {
         return AdmissionResponse::from(req);
     }
     let Some(obj) = req.object.as_ref() else {
-        return deny(req, "the admission request carries no object");
+        return AdmissionResponse::from(req);
+    };
+    let changed = match (&req.operation, req.old_object.as_ref()) {
+        (Operation::Create, _) => "created".to_string(),
+        (Operation::Update, Some(old)) if spec_changed(obj, old) => stamp::changed_paths(
+            old.data.get("spec").unwrap_or(&serde_json::Value::Null),
+            obj.data.get("spec").unwrap_or(&serde_json::Value::Null),
+        ),
+        _ => return AdmissionResponse::from(req),
     };
     let (ns, name) = (namespace(req, obj), name(req, obj));
     if name.is_empty() {
@@ -200,14 +261,24 @@ pub fn mutate(req: &Request, key: &[u8]) -> AdmissionResponse {
             "metadata.name is required: the requester stamp binds the session's name, so generateName is not supported",
         );
     }
-    let who = requester(req);
+    let who = sender(req);
     if who.username.is_empty() {
         return deny(
             req,
             "the request names no user, so the session cannot be stamped with its requester",
         );
     }
-    let stamp = stamp::annotations(key, &ns, &name, &who);
+    // An unreadable spec gets no stamp; the validating webhook refuses it with the reason.
+    let Ok(spec) = spec(obj) else {
+        return AdmissionResponse::from(req);
+    };
+    let stamp = Stamp {
+        requester: who,
+        digest: stamp::spec_digest(&spec),
+        stamped_at: now.to_string(),
+        changed,
+    };
+    let stamp = stamp::annotations(key, &ns, &name, &stamp);
     let patch = stamp_patch(obj.metadata.annotations.as_ref(), &stamp);
     match AdmissionResponse::from(req).with_patch(patch) {
         Ok(resp) => resp,
@@ -223,6 +294,15 @@ pub struct AuthzQuery {
     pub target: Target,
 }
 
+/// A session whose workload must be free of the session's fields before its finalizer may go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldQuery {
+    pub namespace: String,
+    pub session: String,
+    pub kind: TargetKind,
+    pub name: String,
+}
+
 /// What [`verdict`] decided without the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -230,15 +310,16 @@ pub enum Verdict {
     Deny(String),
     /// Admit only if the requester has the permissions (see [`authz::check`]).
     Authorize(AuthzQuery),
+    /// Admit only if the workload no longer carries the session's fields.
+    Released(HeldQuery),
 }
 
-/// Combines a verdict with the outcome of the authorization check (ignored unless the verdict
-/// asks for it).
-pub fn finish(v: Verdict, authz: Result<(), String>) -> Result<(), String> {
+/// Combines a verdict with the outcome of the check it asked for (ignored unless it asked).
+pub fn finish(v: Verdict, check: Result<(), String>) -> Result<(), String> {
     match v {
         Verdict::Allow => Ok(()),
         Verdict::Deny(m) => Err(m),
-        Verdict::Authorize(_) => authz,
+        Verdict::Authorize(_) | Verdict::Released(_) => check,
     }
 }
 
@@ -255,22 +336,36 @@ fn check_spec(
     Ok(())
 }
 
-/// `/validate`, the part that needs no cluster.
-pub fn verdict(req: &Request, policy: &Policy, settings: &Settings, key: &[u8]) -> Verdict {
+/// `/validate`, the part that needs no cluster. `operator` is the operator's own username.
+pub fn verdict(
+    req: &Request,
+    policy: &Policy,
+    settings: &Settings,
+    key: &[u8],
+    operator: Option<&str>,
+) -> Verdict {
     if !is_session(req) {
         return Verdict::Allow;
     }
     match req.operation {
-        Operation::Create => create_verdict(req, policy, settings, key),
-        Operation::Update => update_verdict(req, policy, settings, key),
+        Operation::Create => match req.object.as_ref() {
+            Some(obj) => spec_verdict(req, obj, policy, settings, key),
+            None => Verdict::Deny("the admission request carries no object".into()),
+        },
+        Operation::Update => update_verdict(req, policy, settings, key, operator),
         Operation::Delete | Operation::Connect => Verdict::Allow,
     }
 }
 
-fn create_verdict(req: &Request, policy: &Policy, settings: &Settings, key: &[u8]) -> Verdict {
-    let Some(obj) = req.object.as_ref() else {
-        return Verdict::Deny("the admission request carries no object".into());
-    };
+/// A create or a spec change: the policy, then a stamp of the very sender over this very spec,
+/// then the sender's own permissions.
+fn spec_verdict(
+    req: &Request,
+    obj: &DynamicObject,
+    policy: &Policy,
+    settings: &Settings,
+    key: &[u8],
+) -> Verdict {
     let (ns, name) = (namespace(req, obj), name(req, obj));
     let spec = match spec(obj) {
         Ok(s) => s,
@@ -279,15 +374,15 @@ fn create_verdict(req: &Request, policy: &Policy, settings: &Settings, key: &[u8
     if let Err(m) = check_spec(&ns, &spec, policy, settings) {
         return Verdict::Deny(m);
     }
-    // The mutating webhook ran before us: the stamp must be there, valid, and name the very user
-    // who sends this request.
-    let who = requester(req);
-    match stamp::verify(key, &ns, &name, &annotations(obj)) {
-        Err(m) => return Verdict::Deny(m),
-        Ok(stamped) if stamped != who => {
+    // The mutating webhook ran before us: the stamp must be there, valid for this spec, and name
+    // the very user who sends this request.
+    let who = sender(req);
+    match stamp::verify(key, &ns, &name, &annotations(obj), &spec) {
+        Err(e) => return Verdict::Deny(e.message),
+        Ok(stamped) if stamped.requester != who => {
             return Verdict::Deny(format!(
                 "the requester stamp names user {:?} but the request comes from user {:?}",
-                stamped.username, who.username
+                stamped.requester.username, who.username
             ));
         }
         Ok(_) => {}
@@ -299,143 +394,71 @@ fn create_verdict(req: &Request, policy: &Policy, settings: &Settings, key: &[u8
     })
 }
 
-fn update_verdict(req: &Request, policy: &Policy, settings: &Settings, key: &[u8]) -> Verdict {
+fn update_verdict(
+    req: &Request,
+    policy: &Policy,
+    settings: &Settings,
+    key: &[u8],
+    operator: Option<&str>,
+) -> Verdict {
     let (Some(new), Some(old)) = (req.object.as_ref(), req.old_object.as_ref()) else {
         return Verdict::Deny("the admission request lacks the object or the old object".into());
     };
+    let by_operator = operator.is_some_and(|op| req.user_info.username.as_deref() == Some(op));
+    let drops_finalizer = has_finalizer(old) && !has_finalizer(new) && !by_operator;
+    if spec_changed(new, old) {
+        if drops_finalizer {
+            return Verdict::Deny(format!(
+                "change the spec and remove the finalizer {FINALIZER} in separate requests"
+            ));
+        }
+        // Every spec change (target, TTL up or down, shell) is authorized like a create, for
+        // the user who sends it; the mutating webhook re-stamped it for them.
+        return spec_verdict(req, new, policy, settings, key);
+    }
     if stamp::changed(&annotations(old), &annotations(new)) {
         return Verdict::Deny(format!(
-            "the requester stamp ({}) is immutable: it records who created the session",
+            "the requester stamp ({}) is immutable: it records who asked for the spec as it stands, and changes only with the spec",
             stamp::KEYS.join(", ")
         ));
     }
-    // Metadata-only updates (finalizers, labels, deletion) always pass, so that a session that
-    // slipped past admission can still be cleaned up.
-    if new.data.get("spec") == old.data.get("spec") {
-        return Verdict::Allow;
-    }
-    let ns = namespace(req, new);
-    let (new_spec, old_spec) = match (spec(new), spec(old)) {
-        (Ok(n), Ok(o)) => (n, o),
-        (Err(m), _) => return Verdict::Deny(m),
-        (_, Err(_)) => return Verdict::Allow,
-    };
-    if let Err(m) = check_spec(&ns, &new_spec, policy, settings) {
-        return Verdict::Deny(m);
-    }
-    // A new target must be one the stamped requester may patch too. Without a valid stamp the
-    // controller refuses the session anyway.
-    if new_spec.target != old_spec.target
-        && let Ok(stamped) = stamp::verify(key, &ns, &name(req, new), &annotations(new))
-    {
-        return Verdict::Authorize(AuthzQuery {
-            requester: stamped,
-            namespace: ns,
-            target: new_spec.target,
+    if drops_finalizer {
+        let (kind, name) = held_target(old);
+        return Verdict::Released(HeldQuery {
+            namespace: namespace(req, old),
+            session: self::name(req, old),
+            kind,
+            name,
         });
     }
+    // Other metadata-only updates (labels, annotations, adding finalizers) pass.
     Verdict::Allow
 }
 
-/// Loads a PEM certificate chain and private key into a rustls server config (ring provider).
-fn tls_config(cert: &Path, key: &Path) -> std::io::Result<rustls::ServerConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let io = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{what} {}: {e}", path.display()),
-        )
-    };
-    let certs = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| io("reading certificate", cert, &e))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| io("reading certificate", cert, &e))?;
-    if certs.is_empty() {
-        return Err(io(
-            "reading certificate",
-            cert,
-            &"no certificate in the file",
-        ));
+/// The workload a session may hold: the resolved target once started, else the spec's.
+fn held_target(obj: &DynamicObject) -> (TargetKind, String) {
+    let resolved = obj
+        .data
+        .pointer("/status/target")
+        .cloned()
+        .and_then(|t| serde_json::from_value::<Target>(t).ok());
+    match resolved.or_else(|| spec(obj).ok().map(|s| s.target)) {
+        Some(t) => (t.kind, t.name),
+        None => (TargetKind::Deployment, String::new()),
     }
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| io("reading key", key, &e))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| io("configuring TLS for", cert, &e))?
-        .with_no_client_auth()
-        .with_single_cert(certs, private)
-        .map_err(|e| io("configuring TLS with", cert, &e))?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(cfg)
-}
-
-fn modified(paths: &[PathBuf]) -> Vec<Option<SystemTime>> {
-    paths
-        .iter()
-        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
-        .collect()
-}
-
-/// Serves `router` over TLS (rustls, ring) until `shutdown` resolves. The certificate and key
-/// are reloaded when their files change (cert-manager rotation, mounted Secret updates).
-pub async fn serve_tls(
-    addr: SocketAddr,
-    cert: &Path,
-    key: &Path,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let config =
-        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config(cert, key)?));
-    let handle = axum_server::Handle::new();
-    let paths = vec![cert.to_path_buf(), key.to_path_buf()];
-    let reloader = {
-        let config = config.clone();
-        tokio::spawn(async move {
-            let mut seen = modified(&paths);
-            loop {
-                tokio::time::sleep(Duration::from_secs(30)).await;
-                let now = modified(&paths);
-                if now == seen {
-                    continue;
-                }
-                match tls_config(&paths[0], &paths[1]) {
-                    Ok(c) => {
-                        config.reload_from_config(Arc::new(c));
-                        seen = now;
-                        tracing::info!("reloaded the webhook's serving certificate");
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not reload the webhook's serving certificate")
-                    }
-                }
-            }
-        })
-    };
-    {
-        let handle = handle.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            handle.graceful_shutdown(Some(Duration::from_secs(10)));
-        });
-    }
-    tracing::info!(%addr, "serving the admission webhook (/mutate, /validate) over TLS");
-    let result = axum_server::bind_rustls(addr, config)
-        .handle(handle)
-        .serve(router.into_make_service())
-        .await;
-    reloader.abort();
-    result
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::TargetKind;
     use serde_json::{Value, json};
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    const NOW: &str = "2026-11-30T10:00:00Z";
 
     const KEY: &[u8] = b"test key";
+    const OPERATOR: &str = "system:serviceaccount:dbgs:operator";
 
     fn session(name: &str, spec: Value, annotations: Option<Value>) -> Value {
         let mut meta = json!({"name": name, "namespace": "team"});
@@ -479,17 +502,32 @@ mod tests {
         Requester {
             username: "alice".into(),
             groups: vec!["system:authenticated".into(), "team".into()],
+            ..Requester::default()
+        }
+    }
+
+    fn stamp_for(r: &Requester, spec: &Value) -> Stamp {
+        let typed: DebugSessionSpec = serde_json::from_value(spec.clone()).unwrap();
+        Stamp {
+            requester: r.clone(),
+            digest: stamp::spec_digest(&typed),
+            stamped_at: NOW.into(),
+            changed: "created".into(),
         }
     }
 
     fn stamped(name: &str, spec: Value, r: &Requester) -> Value {
-        let a = stamp::annotations(KEY, "team", name, r);
+        let a = stamp::annotations(KEY, "team", name, &stamp_for(r, &spec));
         session(name, spec, Some(json!(a)))
+    }
+
+    fn typed(spec: &Value) -> DebugSessionSpec {
+        serde_json::from_value(spec.clone()).unwrap()
     }
 
     /// Applies the mutating response's patch to the request's object.
     fn mutated(req: &Request) -> Value {
-        let resp = mutate(req, KEY);
+        let resp = mutate(req, KEY, NOW.parse().unwrap());
         assert!(resp.allowed, "{:?}", resp.result);
         let mut obj = serde_json::to_value(req.object.as_ref().unwrap()).unwrap();
         if let Some(p) = resp.patch {
@@ -501,14 +539,20 @@ mod tests {
 
     fn decide(req: &Request, authz: Result<(), String>) -> Result<(), String> {
         finish(
-            verdict(req, &Policy::default(), &Settings::default(), KEY),
+            verdict(
+                req,
+                &Policy::default(),
+                &Settings::default(),
+                KEY,
+                Some(OPERATOR),
+            ),
             authz,
         )
     }
 
     #[test]
     fn patch_creates_annotations_or_adds_escaped_keys() {
-        let stamp = stamp::annotations(KEY, "team", "s", &alice());
+        let stamp = stamp::annotations(KEY, "team", "s", &stamp_for(&alice(), &web()));
         let whole = serde_json::to_value(stamp_patch(None, &stamp)).unwrap();
         assert_eq!(
             whole,
@@ -522,16 +566,19 @@ mod tests {
             .iter()
             .map(|op| op["path"].as_str().unwrap())
             .collect();
-        assert_eq!(
-            paths,
-            [
-                "/metadata/annotations/debugsession.dev~1requester",
-                "/metadata/annotations/debugsession.dev~1requester-groups",
-                "/metadata/annotations/debugsession.dev~1requester-signature",
-            ]
-        );
+        let mut want: Vec<String> = stamp::KEYS
+            .iter()
+            .map(|k| format!("/metadata/annotations/{}", k.replace('/', "~1")))
+            .collect();
+        want.sort();
+        assert_eq!(paths, want);
         assert!(keys.as_array().unwrap().iter().all(|op| op["op"] == "add"));
-        assert_eq!(keys[0]["value"], "alice");
+        let requester = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|op| op["path"] == "/metadata/annotations/debugsession.dev~1requester");
+        assert_eq!(requester.unwrap()["value"], "alice");
     }
 
     #[test]
@@ -541,7 +588,10 @@ mod tests {
         let obj = mutated(&req);
         let a: BTreeMap<String, String> =
             serde_json::from_value(obj["metadata"]["annotations"].clone()).unwrap();
-        assert_eq!(stamp::verify(KEY, "team", "s", &a), Ok(alice()));
+        assert_eq!(
+            stamp::verify(KEY, "team", "s", &a, &typed(&web())).map(|s| s.requester),
+            Ok(alice())
+        );
         // Other annotations and a forged stamp: the forgery is replaced, the rest kept.
         let forged = json!({
             "note": "keep me",
@@ -560,7 +610,10 @@ mod tests {
             serde_json::from_value(obj["metadata"]["annotations"].clone()).unwrap();
         assert_eq!(a["note"], "keep me");
         assert_eq!(a[stamp::REQUESTER], "alice");
-        assert_eq!(stamp::verify(KEY, "team", "s", &a), Ok(alice()));
+        assert_eq!(
+            stamp::verify(KEY, "team", "s", &a, &typed(&web())).map(|s| s.requester),
+            Ok(alice())
+        );
         // The mutated object passes validation (authz permitting).
         let obj_req = request("CREATE", "alice", Some(obj), None);
         assert_eq!(decide(&obj_req, Ok(())), Ok(()));
@@ -571,17 +624,25 @@ mod tests {
         let old = stamped("s", web(), &alice());
         let mut new = old.clone();
         new["metadata"]["annotations"]["debugsession.dev/requester"] = json!("bob");
-        let resp = mutate(&request("UPDATE", "bob", Some(new), Some(old)), KEY);
+        let resp = mutate(
+            &request("UPDATE", "bob", Some(new), Some(old)),
+            KEY,
+            NOW.parse().unwrap(),
+        );
         assert!(resp.allowed && resp.patch.is_none());
         let mut req = request("CREATE", "alice", Some(session("s", web(), None)), None);
         req.kind.kind = "Pod".into();
         req.kind.group = String::new();
-        let resp = mutate(&req, KEY);
+        let resp = mutate(&req, KEY, NOW.parse().unwrap());
         assert!(resp.allowed && resp.patch.is_none());
         // generateName: no name to bind the stamp to.
         let mut obj = session("", web(), None);
         obj["metadata"]["generateName"] = json!("s-");
-        let resp = mutate(&request("CREATE", "alice", Some(obj), None), KEY);
+        let resp = mutate(
+            &request("CREATE", "alice", Some(obj), None),
+            KEY,
+            NOW.parse().unwrap(),
+        );
         assert!(!resp.allowed);
         assert!(resp.result.message.contains("generateName"));
     }
@@ -645,10 +706,15 @@ mod tests {
                 session(
                     "s",
                     web(),
-                    Some(json!(stamp::annotations(KEY, "team", "other", &alice()))),
+                    Some(json!(stamp::annotations(
+                        KEY,
+                        "team",
+                        "other",
+                        &stamp_for(&alice(), &web())
+                    ))),
                 ),
                 Ok(()),
-                Some("signature is invalid"),
+                Some("stamp is invalid"),
             ),
             (
                 stamped(
@@ -657,6 +723,7 @@ mod tests {
                     &Requester {
                         username: "bob".into(),
                         groups: alice().groups,
+                        ..Requester::default()
                     },
                 ),
                 Ok(()),
@@ -687,7 +754,8 @@ mod tests {
                 &create(with(web())),
                 &Policy::default(),
                 &Settings::default(),
-                KEY
+                KEY,
+                None
             ),
             Verdict::Authorize(AuthzQuery {
                 requester: alice(),
@@ -708,72 +776,166 @@ mod tests {
         assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
     }
 
+    /// The update request as it reaches /validate: after /mutate.
+    fn update_as(user: &str, new: Value, old: &Value) -> Request {
+        let req = request("UPDATE", user, Some(new), Some(old.clone()));
+        let obj = mutated(&req);
+        request("UPDATE", user, Some(obj), Some(old.clone()))
+    }
+
+    fn verdict_of(req: &Request) -> Verdict {
+        verdict(
+            req,
+            &Policy::default(),
+            &Settings::default(),
+            KEY,
+            Some(OPERATOR),
+        )
+    }
+
     #[test]
-    fn update_decisions() {
+    fn spec_changes_are_authorized_for_the_sender_and_restamped() {
         let old = stamped("s", web(), &alice());
-        let update = |new: Value| request("UPDATE", "alice", Some(new), Some(old.clone()));
-        // Metadata-only change (finalizer): allowed, even by someone else.
-        let mut new = old.clone();
-        new["metadata"]["finalizers"] = json!(["debugsession.dev/revert"]);
-        assert_eq!(decide(&update(new), Err("no authz needed".into())), Ok(()));
-        // Changing, removing or adding stamp annotations: denied.
-        for (k, v) in [
-            ("debugsession.dev/requester", json!("bob")),
-            ("debugsession.dev/requester-groups", json!("system:masters")),
-            ("debugsession.dev/requester-signature", Value::Null),
-        ] {
+        let edits: Vec<(&str, Value)> = vec![
+            ("/spec/ttl", json!("20m")),
+            ("/spec/ttl", json!("5m")),
+            ("/spec/shell", json!({"command": ["sh", "-c", "id"]})),
+            ("/spec/shell", json!({"args": ["-x"]})),
+            (
+                "/spec/shell",
+                json!({"env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}]}),
+            ),
+            ("/spec/shell", json!({"image": "busybox:1.37"})),
+            ("/spec/shell", json!({"capabilities": []})),
+            ("/spec/shell", json!({"containerName": "nginx"})),
+            ("/spec/target", json!({"kind": "Deployment", "name": "db"})),
+        ];
+        for (path, value) in edits {
             let mut new = old.clone();
-            if v.is_null() {
-                new["metadata"]["annotations"]
-                    .as_object_mut()
-                    .unwrap()
-                    .remove(k);
-            } else {
-                new["metadata"]["annotations"][k] = v;
+            new["spec"][path.trim_start_matches("/spec/")] = value.clone();
+            let req = update_as("mallory", new.clone(), &old);
+            // The stamp now names the editor, over the edited spec.
+            let obj = req.object.as_ref().unwrap();
+            let st = stamp::verify(KEY, "team", "s", &annotations(obj), &typed(&new["spec"]))
+                .unwrap_or_else(|e| panic!("{path}: {e:?}"));
+            assert_eq!(st.requester.username, "mallory", "{path}");
+            assert!(
+                st.changed
+                    .starts_with(path.trim_start_matches('/').replace('/', ".").as_str()),
+                "{path}: {}",
+                st.changed
+            );
+            // ... and the editor's own rights decide.
+            match verdict_of(&req) {
+                Verdict::Authorize(q) => {
+                    assert_eq!(q.requester.username, "mallory", "{path}");
+                    assert_eq!(q.target, typed(&new["spec"]).target, "{path}");
+                }
+                v => panic!("{path}: {v:?}"),
             }
-            let err = decide(&update(new), Ok(())).unwrap_err();
-            assert!(err.contains("immutable"), "{k}: {err}");
+            let denied = Err(authz::missing_shell_access(&sender(&req), "team"));
+            assert_eq!(finish(verdict_of(&req), denied.clone()), denied, "{path}");
         }
-        let unstamped = session("s", web(), None);
-        let req = request(
-            "UPDATE",
-            "alice",
-            Some(old.clone()),
-            Some(unstamped.clone()),
-        );
-        assert!(decide(&req, Ok(())).unwrap_err().contains("immutable"));
-        // Unstamped session (webhook was down): metadata updates still pass.
-        let mut new = unstamped.clone();
-        new["metadata"]["finalizers"] = json!([]);
-        let req = request("UPDATE", "alice", Some(new), Some(unstamped));
-        assert_eq!(decide(&req, Ok(())), Ok(()));
-        // Spec changes: the policy applies; raising the TTL within the maximum passes.
-        let mut new = old.clone();
-        new["spec"]["ttl"] = json!("2h");
-        assert_eq!(decide(&update(new), Err("no authz needed".into())), Ok(()));
+        // The policy still applies to the new spec.
         let mut new = old.clone();
         new["spec"]["ttl"] = json!("25h");
         assert!(
-            decide(&update(new), Ok(()))
+            finish(verdict_of(&update_as("alice", new, &old)), Ok(()))
                 .unwrap_err()
                 .contains("maximum")
         );
         let mut new = old.clone();
         new["spec"]["shell"] = json!({"image": "alpine:3"});
         assert!(
-            decide(&update(new), Ok(()))
+            finish(verdict_of(&update_as("alice", new, &old)), Ok(()))
                 .unwrap_err()
                 .contains("not allowed")
         );
-        // A new target needs the stamped requester's permissions on it.
+        // A spec change that kept the old stamp (the mutating webhook bypassed) is refused.
         let mut new = old.clone();
-        new["spec"]["target"]["name"] = json!("db");
-        let req = update(new);
+        new["spec"]["ttl"] = json!("20m");
+        let req = request("UPDATE", "alice", Some(new), Some(old.clone()));
+        let err = finish(verdict_of(&req), Ok(())).unwrap_err();
+        assert!(err.contains("does not cover it"), "{err}");
+    }
+
+    #[test]
+    fn metadata_updates_keep_the_stamp_and_the_finalizer() {
+        let mut old = stamped("s", web(), &alice());
+        old["metadata"]["finalizers"] = json!([FINALIZER]);
+        let update = |user: &str, new: Value| request("UPDATE", user, Some(new), Some(old.clone()));
+        // Labels and other annotations: allowed, by anyone.
+        let mut new = old.clone();
+        new["metadata"]["labels"] = json!({"team": "x"});
+        assert_eq!(verdict_of(&update("mallory", new)), Verdict::Allow);
+        // Changing, removing or adding a stamp annotation without a spec change: denied.
+        for k in stamp::KEYS {
+            for v in [json!("x"), Value::Null] {
+                let mut new = old.clone();
+                if v.is_null() {
+                    new["metadata"]["annotations"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove(k);
+                } else {
+                    new["metadata"]["annotations"][k] = v;
+                }
+                let err = finish(verdict_of(&update("alice", new)), Ok(())).unwrap_err();
+                assert!(err.contains("immutable"), "{k}: {err}");
+            }
+        }
+        // A stamp copied from another session (valid there) onto this one: denied.
+        let other = stamped("other", web(), &alice());
+        let mut new = old.clone();
+        new["metadata"]["annotations"] = other["metadata"]["annotations"].clone();
+        assert!(
+            finish(verdict_of(&update("alice", new)), Ok(()))
+                .unwrap_err()
+                .contains("immutable")
+        );
+        // Dropping the finalizer: only once the workload is free, unless the operator does it.
+        let mut new = old.clone();
+        new["metadata"]["finalizers"] = json!([]);
+        let held = HeldQuery {
+            namespace: "team".into(),
+            session: "s".into(),
+            kind: TargetKind::Deployment,
+            name: "web".into(),
+        };
+        assert_eq!(
+            verdict_of(&update("mallory", new.clone())),
+            Verdict::Released(held.clone())
+        );
+        let refusal = Err(still_holds(&held));
+        assert_eq!(
+            finish(verdict_of(&update("mallory", new.clone())), refusal.clone()),
+            refusal
+        );
+        assert!(still_holds(&held).contains("still holds Deployment/web"));
+        assert_eq!(verdict_of(&update(OPERATOR, new.clone())), Verdict::Allow);
+        // The resolved target counts once started.
+        let mut started = old.clone();
+        started["status"] = json!({"target": {"kind": "StatefulSet", "name": "db", "uid": "u"}});
+        let mut dropped = started.clone();
+        dropped["metadata"]["finalizers"] = json!(null);
+        let req = request("UPDATE", "mallory", Some(dropped), Some(started));
         assert!(matches!(
-            verdict(&req, &Policy::default(), &Settings::default(), KEY),
-            Verdict::Authorize(AuthzQuery { ref target, .. }) if target.name == "db"
+            verdict_of(&req),
+            Verdict::Released(HeldQuery { kind: TargetKind::StatefulSet, ref name, .. }) if name == "db"
         ));
-        assert_eq!(decide(&req, Err("denied".into())), Err("denied".into()));
+        // Spec change and finalizer removal at once: denied.
+        let mut both = new.clone();
+        both["spec"]["ttl"] = json!("20m");
+        assert!(matches!(
+            verdict_of(&update_as("alice", both, &old)),
+            Verdict::Deny(m) if m.contains("separate requests")
+        ));
+        // Unstamped session (created while the webhook was down): metadata updates still pass.
+        let unstamped = session("s", web(), None);
+        let mut new = unstamped.clone();
+        new["metadata"]["labels"] = json!({"a": "b"});
+        let req = request("UPDATE", "alice", Some(new), Some(unstamped));
+        assert_eq!(verdict_of(&req), Verdict::Allow);
     }
 
     #[test]
@@ -823,6 +985,7 @@ mod tests {
             policy: Policy::default(),
             settings: Settings::default(),
             key: KEY.to_vec(),
+            operator_username: None,
         });
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()

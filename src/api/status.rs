@@ -40,6 +40,15 @@ pub struct DebugSessionStatus {
     /// `<pods with the shell ready>/<desired pods>`, for `kubectl get`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_pods: Option<String>,
+    /// The spec generation that the shell in the workload comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell_generation: Option<i64>,
+    /// The name of the shell container in the workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell_container: Option<String>,
+    /// The user whose stamp authorized the shell in the workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester: Option<String>,
     /// One sentence on the current state or the error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -115,6 +124,8 @@ pub mod condition {
     pub const READY: &str = "Ready";
     pub const REVERTED: &str = "Reverted";
     pub const TARGET_LOCKED: &str = "TargetLocked";
+    /// Whether the current spec generation is what runs in the workload.
+    pub const SPEC_APPLIED: &str = "SpecApplied";
 }
 
 /// Stable, CamelCase condition reasons.
@@ -145,4 +156,10 @@ pub mod reason {
     pub const POD_SECURITY_VIOLATION: &str = "PodSecurityViolation";
     pub const POLICY_VIOLATION: &str = "PolicyViolation";
     pub const UNAUTHORIZED: &str = "Unauthorized";
+    pub const STAMP_MISSING: &str = "StampMissing";
+    pub const INVALID_STAMP: &str = "InvalidStamp";
+    pub const SPEC_NOT_STAMPED: &str = "SpecNotStamped";
+    pub const STAMP_REQUIRED: &str = "StampRequired";
+    pub const APPLIED: &str = "Applied";
+    pub const SPEC_CHANGED: &str = "SpecChanged";
 }

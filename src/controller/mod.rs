@@ -24,7 +24,8 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::admission::{policy::Policy, stamp};
+use crate::admission::stamp::{self, Stamp};
+use crate::admission::{authz, policy::Policy};
 use crate::api::{
     DebugSession, FINALIZER, HOLDER_ANNOTATION, Phase, STATUS_MANAGER, TargetKind, session_manager,
 };
@@ -33,6 +34,7 @@ use crate::settings::Settings;
 use crate::workload::{self, Workload};
 use crate::{Error, Result};
 use plan::{Holder, Observed, Plan, WorkloadAction};
+use validate::Invalid;
 
 /// Shared state of all reconciles.
 pub struct Context {
@@ -40,8 +42,11 @@ pub struct Context {
     pub settings: Settings,
     /// What sessions may ask for; re-checked here after the admission webhook.
     pub policy: Policy,
-    /// When set, only sessions with a valid requester stamp from the webhook are started.
+    /// When set, a spec runs only when its requester stamp from the webhook verifies.
     pub stamp_key: Option<Vec<u8>>,
+    /// Without a stamp key, start sessions anyway (an install without the webhook: anyone who
+    /// may create a session gets a shell). Off by default.
+    pub insecure_allow_unstamped: bool,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     failures: Mutex<HashMap<ObjectRef<DebugSession>, u32>>,
@@ -53,6 +58,7 @@ impl Context {
         settings: Settings,
         policy: Policy,
         stamp_key: Option<Vec<u8>>,
+        insecure_allow_unstamped: bool,
         metrics: Arc<Metrics>,
         instance: Option<String>,
     ) -> Self {
@@ -66,6 +72,7 @@ impl Context {
             settings,
             policy,
             stamp_key,
+            insecure_allow_unstamped,
             metrics,
             failures: Mutex::default(),
         }
@@ -154,13 +161,14 @@ async fn observe(session: &DebugSession, ctx: &Context, full: bool) -> Result<Ob
         .is_some_and(Phase::is_terminal);
     if let Some(w) = &obs.workload {
         obs.holder = Some(holder(w, session, ctx, &ns).await?);
-        if !started {
+        if !started || fresh_spec(session) {
             let nsobj = Api::<Namespace>::all(ctx.client.clone())
                 .get_opt(&ns)
                 .await
                 .map_err(Error::ReadNamespace)?;
             obs.namespace_labels = nsobj.map(|n| n.labels().clone()).unwrap_or_default();
-        } else if !terminal {
+        }
+        if started && !terminal {
             let selector = w.label_selector();
             if !selector.is_empty() {
                 let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
@@ -199,32 +207,65 @@ async fn holder(w: &Workload, session: &DebugSession, ctx: &Context, ns: &str) -
     })
 }
 
-/// Why a session that has not started may not start: no valid requester stamp (when stamps are
-/// required), or the operator's policy.
-fn refusal(session: &DebugSession, ctx: &Context) -> Option<validate::Invalid> {
+/// Whether the spec generation is newer than the one whose shell runs.
+fn fresh_spec(session: &DebugSession) -> bool {
+    let status = session.status.as_ref();
+    status
+        .and_then(|s| s.shell_generation.or(s.observed_generation))
+        .is_none_or(|g| Some(g) != session.metadata.generation)
+}
+
+/// The stamp that authorizes the session's spec as it stands, or why nothing authorizes it: no
+/// stamp that covers this spec (when stamps are required), no stamp key and no opt-in to run
+/// unstamped, or the operator's policy.
+fn admission(session: &DebugSession, ctx: &Context) -> Result<Option<Stamp>, Invalid> {
     let ns = session.namespace().unwrap_or_default();
-    if let Some(key) = &ctx.stamp_key
-        && let Err(message) = stamp::verify(key, &ns, &session.name_any(), session.annotations())
-    {
-        return Some(validate::Invalid {
-            reason: crate::api::reason::UNAUTHORIZED,
-            message,
-        });
-    }
-    ctx.policy.check(&ns, &session.spec, &ctx.settings).err()
+    let stamp = match &ctx.stamp_key {
+        Some(key) => Some(stamp::verify(
+            key,
+            &ns,
+            &session.name_any(),
+            session.annotations(),
+            &session.spec,
+        )?),
+        None if ctx.insecure_allow_unstamped => None,
+        None => {
+            return Err(Invalid {
+                reason: crate::api::reason::STAMP_REQUIRED,
+                message: "the operator runs without a stamp key, so it cannot tell who asked for this session and starts none: install its admission webhook (Helm: webhook.enabled=true; kustomize: config/default), or accept that anyone who may create a DebugSession gets a shell by running the operator with --insecure-allow-unstamped".into(),
+            });
+        }
+    };
+    ctx.policy.check(&ns, &session.spec, &ctx.settings)?;
+    Ok(stamp)
 }
 
 async fn reconcile_live(session: &DebugSession, ctx: &Context) -> Result<Action> {
     let mut obs = observe(session, ctx, true).await?;
-    if session
-        .status
-        .as_ref()
-        .is_none_or(|s| s.started_at.is_none())
-    {
-        obs.refusal = refusal(session, ctx);
+    match admission(session, ctx) {
+        Ok(stamp) => obs.stamp = stamp,
+        Err(refusal) => obs.refusal = Some(refusal),
     }
     let now = Timestamp::now();
-    let plan = plan::plan(session, &obs, &ctx.settings, now);
+    let mut plan = plan::plan(session, &obs, &ctx.settings, now);
+    // Defence in depth: before a spec generation first reaches the workload, the stamped
+    // requester must still hold the rights it needs (they may have been revoked since admission).
+    if plan.authorize
+        && let Some(stamp) = &obs.stamp
+    {
+        let ns = session.namespace().ok_or(Error::NotNamespaced)?;
+        let target = &session.spec.target;
+        if let Err(message) = authz::decide(&ctx.client, &stamp.requester, &ns, target)
+            .await
+            .map_err(Error::Authorize)?
+        {
+            obs.refusal = Some(Invalid {
+                reason: crate::api::reason::UNAUTHORIZED,
+                message,
+            });
+            plan = plan::plan(session, &obs, &ctx.settings, now);
+        }
+    }
     let held = matches!(obs.holder, Some(Holder::Us));
     if let Err(e) = act(session, ctx, &plan, held).await {
         if matches!(plan.action, WorkloadAction::Release) {

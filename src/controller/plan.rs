@@ -11,6 +11,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use super::conditions;
 use super::podsecurity;
 use super::validate::{self, Invalid};
+use crate::admission::stamp::Stamp;
 use crate::api::{
     DebugSession, DebugSessionStatus, HOLDER_ANNOTATION, Phase, ResolvedTarget, SessionPod, Target,
     condition, reason,
@@ -37,8 +38,11 @@ pub struct Observed {
     pub holder: Option<Holder>,
     pub namespace_labels: BTreeMap<String, String>,
     pub pods: Vec<Pod>,
-    /// Why the session may not start at all: an unverified requester or an operator policy.
+    /// Why the current spec may not run at all: no stamp that covers it, the operator's policy,
+    /// or a requester whose rights were revoked.
     pub refusal: Option<Invalid>,
+    /// The verified stamp of the current spec (none when the operator runs without stamps).
+    pub stamp: Option<Stamp>,
 }
 
 /// The change to make to the workload.
@@ -66,6 +70,9 @@ pub struct Note {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub action: WorkloadAction,
+    /// The action applies a spec generation that has not run yet: the requester's rights are
+    /// checked (SubjectAccessReview) before it is carried out.
+    pub authorize: bool,
     pub status: DebugSessionStatus,
     pub notes: Vec<Note>,
     pub requeue: Option<Duration>,
@@ -124,6 +131,7 @@ struct Planner<'a> {
     now: Timestamp,
     status: DebugSessionStatus,
     action: WorkloadAction,
+    authorize: bool,
     notes: Vec<Note>,
     requeue: Option<Duration>,
 }
@@ -135,6 +143,7 @@ impl<'a> Planner<'a> {
             now,
             status: session.status.clone().unwrap_or_default(),
             action: WorkloadAction::None,
+            authorize: false,
             notes: Vec::new(),
             requeue: None,
         }
@@ -290,8 +299,8 @@ impl<'a> Planner<'a> {
             }
             holder @ (Holder::Free | Holder::Us) => {
                 // Our own shell may already be there after a restart between apply and status.
-                let own_shell = holder == Holder::Us;
-                if let Err(e) = validate::against_workload(spec, &shell, workload, own_shell) {
+                let own = (holder == Holder::Us).then_some(shell.name.as_str());
+                if let Err(e) = validate::against_workload(spec, &shell, workload, own) {
                     return self.fail(e);
                 }
                 if let Some(message) =
@@ -326,6 +335,7 @@ impl<'a> Planner<'a> {
                     "the debug shell is in the workload",
                 );
                 self.status.ready_pods = Some(format!("0/{}", workload.desired));
+                self.accept_spec(obs, &shell);
                 self.action = WorkloadAction::Apply(Box::new(shell));
                 self.requeue = Some(POLL_APPLYING);
             }
@@ -388,27 +398,34 @@ impl<'a> Planner<'a> {
             }
         };
 
-        // TTL: counted from startedAt; a spec change moves expiresAt, an invalid one is refused.
+        // A spec generation that has not run yet runs only when it passes every check a start
+        // passes; otherwise the shell of the last accepted generation stays, and so does its
+        // expiry.
+        let fresh = self
+            .status
+            .shell_generation
+            .or(self.status.observed_generation)
+            != self.generation();
+        let accepted = if fresh {
+            match self.check_new_spec(obs, settings, workload) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.refuse_spec(e);
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let started = self
             .status
             .started_at
             .clone()
             .map(|t| t.0)
             .unwrap_or(self.now);
-        match validate::session_ttl(spec, settings) {
-            Ok(ttl) => {
-                let expires =
-                    started + SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX);
-                self.status.expires_at = Some(Time(expires));
-            }
-            Err(e) if self.status.observed_generation != self.generation() => {
-                self.note(
-                    true,
-                    e.reason,
-                    format!("{}; the session keeps its expiry", e.message),
-                );
-            }
-            Err(_) => {}
+        if let Some((ttl, _)) = &accepted {
+            let expires = started + SignedDuration::try_from(*ttl).unwrap_or(SignedDuration::MAX);
+            self.status.expires_at = Some(Time(expires));
         }
         let expires = self
             .status
@@ -418,71 +435,159 @@ impl<'a> Planner<'a> {
             .unwrap_or(self.now);
 
         if self.now >= expires {
-            let message = format!("TTL ran out: {} reverted", self.target_ref());
-            self.action = if workload.is_managed_by(&self.manager()) {
-                WorkloadAction::Release
-            } else {
-                WorkloadAction::None
-            };
-            self.status.ended_at = Some(Time(self.now));
-            self.status.pods.clear();
-            self.set_phase(Phase::Expired, message.clone());
-            self.condition(
-                condition::READY,
-                false,
-                reason::EXPIRED,
-                "the session expired",
-            );
-            self.condition(condition::REVERTED, true, reason::EXPIRED, &message);
-            self.note(
-                false,
-                reason::EXPIRED,
-                format!(
-                    "TTL of {} ran out",
-                    spec.ttl.as_deref().unwrap_or("default")
-                ),
-            );
-            self.note(false, reason::REVERTED, message);
-            return;
+            return self.expire(workload);
         }
 
-        let shell = match validate::shell_container(spec, settings) {
-            Ok(s) => s,
-            Err(e) => {
-                if self.status.observed_generation != self.generation() {
-                    self.note(
-                        true,
-                        e.reason,
-                        format!("{}; the running shell is kept", e.message),
-                    );
-                }
-                // Keep what is in place: only look for the container we put there.
-                let name = self.shell_name();
-                Container {
-                    name,
-                    ..Container::default()
-                }
-            }
+        // The shell that should be in the workload: the new generation's, else the running one's
+        // (rebuilt from the spec when the spec is the one that runs).
+        let refused = fresh && accepted.is_none();
+        let shell = match (&accepted, refused) {
+            (Some((_, shell)), _) => Some(shell.clone()),
+            (None, false) => validate::shell_container(spec, settings).ok(),
+            (None, true) => None,
         };
-        let drift = drift(workload, &shell, self.name());
-        let spec_changed =
-            self.status.observed_generation != self.generation() && shell.image.is_some();
-        if drift.is_some() || spec_changed {
-            if let Some(what) = &drift {
-                let message = format!("{what}; re-applying the debug shell");
-                self.note(true, reason::DRIFTED, message.clone());
-                self.set_phase(Phase::Applying, message.clone());
-                self.condition(condition::READY, false, reason::DRIFTED, &message);
-            }
-            if shell.image.is_some() {
-                self.action = WorkloadAction::Apply(Box::new(shell.clone()));
-            }
+        let running_name = self
+            .status
+            .shell_container
+            .clone()
+            .unwrap_or_else(|| self.shell_name());
+        let expected = shell.clone().unwrap_or(Container {
+            name: running_name,
+            ..Container::default()
+        });
+        if let Some((_, shell)) = &accepted {
+            self.accept_spec(obs, shell);
+            self.action = WorkloadAction::Apply(Box::new(shell.clone()));
             self.requeue = Some(POLL_APPLYING.min(until(self.now, expires)));
-            if drift.is_some() {
-                return;
-            }
         }
-        self.rollout(workload, &obs.pods, &shell.name, expires);
+        if let Some(what) = drift(workload, &expected, self.name()) {
+            let message = match &shell {
+                Some(s) => {
+                    self.action = WorkloadAction::Apply(Box::new(s.clone()));
+                    format!("{what}; re-applying the debug shell")
+                }
+                None => format!("{what}; the shell is re-applied once the spec is accepted again"),
+            };
+            let first = conditions::get(&self.status.conditions, condition::READY)
+                .is_none_or(|c| c.reason != reason::DRIFTED);
+            if first {
+                self.note(true, reason::DRIFTED, message.clone());
+            }
+            self.set_phase(Phase::Applying, message.clone());
+            self.condition(condition::READY, false, reason::DRIFTED, &message);
+            self.requeue = Some(POLL_APPLYING.min(until(self.now, expires)));
+            return;
+        }
+        self.rollout(workload, &obs.pods, &expected.name, expires);
+    }
+
+    /// Every check a start passes, for a new spec generation of a running session: TTL, shell,
+    /// stamp and policy (in `obs.refusal`), container names and Pod Security.
+    fn check_new_spec(
+        &self,
+        obs: &Observed,
+        settings: &Settings,
+        workload: &Workload,
+    ) -> Result<(Duration, Container), Invalid> {
+        let spec = &self.session.spec;
+        let ttl = validate::session_ttl(spec, settings)?;
+        let shell = validate::shell_container(spec, settings)?;
+        if let Some(refusal) = &obs.refusal {
+            return Err(refusal.clone());
+        }
+        let own = self
+            .status
+            .shell_container
+            .clone()
+            .unwrap_or_else(|| crate::settings::DEFAULT_CONTAINER_NAME.to_string());
+        validate::against_workload(spec, &shell, workload, Some(&own))?;
+        if let Some(message) =
+            podsecurity::violation(self.namespace(), &obs.namespace_labels, &shell)
+        {
+            return Err(Invalid {
+                reason: reason::POD_SECURITY_VIOLATION,
+                message,
+            });
+        }
+        Ok((ttl, shell))
+    }
+
+    /// Records that the current spec generation is what the workload gets, and by whose stamp.
+    fn accept_spec(&mut self, obs: &Observed, shell: &Container) {
+        let generation = self.generation();
+        let previous = self.status.shell_generation;
+        self.status.shell_generation = generation;
+        self.status.shell_container = Some(shell.name.clone());
+        self.authorize = true;
+        let who = obs.stamp.as_ref().map(|s| s.requester.username.clone());
+        self.status.requester = who.clone();
+        let number = generation.unwrap_or_default();
+        let message = match &who {
+            Some(user) => format!("generation {number} applied, stamped by {user}"),
+            None => format!("generation {number} applied (the operator runs without stamps)"),
+        };
+        self.condition(condition::SPEC_APPLIED, true, reason::APPLIED, &message);
+        if previous.is_some() {
+            let changed = obs
+                .stamp
+                .as_ref()
+                .map(|s| s.changed.clone())
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "spec".into());
+            let user = who.unwrap_or_else(|| "an unstamped request".into());
+            self.note(
+                false,
+                reason::SPEC_CHANGED,
+                format!("{user} changed {changed} (generation {number}); applying it"),
+            );
+        }
+    }
+
+    /// A new spec generation of a running session that may not run: say why, once.
+    fn refuse_spec(&mut self, e: Invalid) {
+        let generation = self.generation();
+        let running = self
+            .status
+            .shell_generation
+            .or(self.status.observed_generation)
+            .unwrap_or_default();
+        let message = format!(
+            "generation {} is not applied: {}; the shell of generation {running} keeps running",
+            generation.unwrap_or_default(),
+            e.message
+        );
+        let said = conditions::get(&self.status.conditions, condition::SPEC_APPLIED)
+            .is_some_and(|c| c.reason == e.reason && c.observed_generation == generation);
+        if !said {
+            self.note(true, e.reason, message.clone());
+        }
+        if self.status.shell_generation.is_none() {
+            self.status.shell_generation = Some(running);
+        }
+        self.condition(condition::SPEC_APPLIED, false, e.reason, &message);
+    }
+
+    /// The TTL ran out: release the workload and end the session.
+    fn expire(&mut self, workload: &Workload) {
+        let message = format!("TTL ran out: {} reverted", self.target_ref());
+        self.action = if workload.is_managed_by(&self.manager()) {
+            WorkloadAction::Release
+        } else {
+            WorkloadAction::None
+        };
+        self.status.ended_at = Some(Time(self.now));
+        self.status.pods.clear();
+        self.set_phase(Phase::Expired, message.clone());
+        self.condition(
+            condition::READY,
+            false,
+            reason::EXPIRED,
+            "the session expired",
+        );
+        self.condition(condition::REVERTED, true, reason::EXPIRED, &message);
+        let ttl = self.session.spec.ttl.as_deref().unwrap_or("default");
+        self.note(false, reason::EXPIRED, format!("TTL of {ttl} ran out"));
+        self.note(false, reason::REVERTED, message);
     }
 
     /// The name of the shell container the spec asks for.
@@ -591,6 +696,7 @@ impl<'a> Planner<'a> {
         }
         Plan {
             action: self.action,
+            authorize: self.authorize,
             status,
             notes: self.notes,
             requeue: self.requeue,
@@ -984,6 +1090,147 @@ mod tests {
                 .iter()
                 .any(|n| n.warning && n.reason == reason::TTL_TOO_LONG)
         );
+    }
+
+    fn spec_applied(p: &Plan) -> (String, String) {
+        conditions::get(&p.status.conditions, condition::SPEC_APPLIED)
+            .map(|c| (c.status.clone(), c.reason.clone()))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_new_spec_runs_only_when_it_passes_every_start_check() {
+        let s = started("15m");
+        assert_eq!(s.status.as_ref().unwrap().shell_generation, Some(1));
+        assert_eq!(
+            s.status.as_ref().unwrap().shell_container.as_deref(),
+            Some("debug-shell")
+        );
+        let edited = |edit: &dyn Fn(&mut DebugSession)| {
+            let mut e = s.clone();
+            edit(&mut e);
+            e.metadata.generation = Some(2);
+            e
+        };
+        let refusal = |reason| Invalid {
+            reason,
+            message: "no".into(),
+        };
+        // (edit, refusal from admission, expected SpecApplied reason when refused)
+        type Edit = Box<dyn Fn(&mut DebugSession)>;
+        let cases: Vec<(&str, Edit, Option<Invalid>, &str)> = vec![
+            (
+                "unstamped TTL raise",
+                Box::new(|e| e.spec.ttl = Some("2h".into())),
+                Some(refusal(reason::SPEC_NOT_STAMPED)),
+                reason::SPEC_NOT_STAMPED,
+            ),
+            (
+                "unstamped command",
+                Box::new(|e| {
+                    e.spec.shell = Some(crate::api::Shell {
+                        command: Some(vec!["sh".into(), "-c".into(), "evil".into()]),
+                        ..Default::default()
+                    })
+                }),
+                Some(refusal(reason::INVALID_STAMP)),
+                reason::INVALID_STAMP,
+            ),
+            (
+                "revoked rights",
+                Box::new(|e| e.spec.ttl = Some("20m".into())),
+                Some(refusal(reason::UNAUTHORIZED)),
+                reason::UNAUTHORIZED,
+            ),
+            (
+                "shell renamed to the app container",
+                Box::new(|e| {
+                    e.spec.shell = Some(crate::api::Shell {
+                        container_name: Some("nginx".into()),
+                        ..Default::default()
+                    })
+                }),
+                None,
+                reason::CONTAINER_NAME_CLASH,
+            ),
+            (
+                "TTL over the maximum",
+                Box::new(|e| e.spec.ttl = Some("48h".into())),
+                None,
+                reason::TTL_TOO_LONG,
+            ),
+        ];
+        for (name, edit, refused, want) in cases {
+            let e = edited(&*edit);
+            let mut obs = running_obs(vec![pod("web-a", true, true), pod("web-b", true, true)]);
+            obs.refusal = refused;
+            let p = plan(&e, &obs, &Settings::default(), at(600));
+            assert_eq!(p.action, WorkloadAction::None, "{name}");
+            assert!(!p.authorize, "{name}");
+            assert_eq!(
+                spec_applied(&p),
+                ("False".to_string(), want.to_string()),
+                "{name}"
+            );
+            assert_eq!(
+                p.status.expires_at,
+                Some(Time(at(900))),
+                "{name}: expiry kept"
+            );
+            assert_eq!(p.status.shell_generation, Some(1), "{name}");
+            assert_eq!(
+                p.status.phase,
+                Some(Phase::Active),
+                "{name}: the old shell runs"
+            );
+            assert_eq!(
+                p.notes.iter().filter(|n| n.reason == want).count(),
+                1,
+                "{name}: said once"
+            );
+            // Looking again says nothing new.
+            let mut again = e.clone();
+            again.status = Some(p.status.clone());
+            let p2 = plan(&again, &obs, &Settings::default(), at(610));
+            assert!(p2.notes.is_empty(), "{name}: {:?}", p2.notes);
+            assert_eq!(p2.action, WorkloadAction::None, "{name}");
+        }
+        // Stamped and valid: applied, the clock moves, the change is recorded.
+        let e = edited(&|e: &mut DebugSession| e.spec.ttl = Some("2h".into()));
+        let mut obs = running_obs(vec![pod("web-a", true, true)]);
+        obs.stamp = Some(Stamp {
+            requester: crate::admission::Requester {
+                username: "bob".into(),
+                ..Default::default()
+            },
+            changed: "spec.ttl".into(),
+            ..Stamp::default()
+        });
+        let p = plan(&e, &obs, &Settings::default(), at(600));
+        assert!(matches!(p.action, WorkloadAction::Apply(_)));
+        assert!(p.authorize);
+        assert_eq!(p.status.shell_generation, Some(2));
+        assert_eq!(p.status.requester.as_deref(), Some("bob"));
+        assert_eq!(p.status.expires_at, Some(Time(at(7200))));
+        assert_eq!(spec_applied(&p), ("True".into(), reason::APPLIED.into()));
+        let note = p
+            .notes
+            .iter()
+            .find(|n| n.reason == reason::SPEC_CHANGED)
+            .expect("SpecChanged event");
+        assert!(
+            note.message.contains("bob changed spec.ttl (generation 2)"),
+            "{}",
+            note.message
+        );
+        // A refused spec that drifted is not re-applied from the refused spec.
+        let e = edited(&|e: &mut DebugSession| e.spec.ttl = Some("2h".into()));
+        let mut obs = running_obs(vec![]);
+        obs.workload = Some(workload(&["nginx"], true, Some("dbg"), true));
+        obs.refusal = Some(refusal(reason::SPEC_NOT_STAMPED));
+        let p = plan(&e, &obs, &Settings::default(), at(600));
+        assert_eq!(p.action, WorkloadAction::None);
+        assert_eq!(ready_reason(&p), reason::DRIFTED);
     }
 
     #[test]

@@ -116,16 +116,17 @@ pub fn shell_container(spec: &DebugSessionSpec, settings: &Settings) -> Result<C
 }
 
 /// Checks the session against its workload: the named app container exists and the shell's
-/// name is free (`own_shell`: a container of that name is this session's own).
+/// name is free among containers, initContainers and ephemeralContainers. `own` names the
+/// container that is this session's own shell, already in the workload.
 pub fn against_workload(
     spec: &DebugSessionSpec,
     shell: &Container,
     workload: &Workload,
-    own_shell: bool,
+    own: Option<&str>,
 ) -> Result<(), Invalid> {
     let names = workload.container_names();
     if let Some(app) = spec.target.container.as_deref()
-        && !names.iter().any(|n| n == app)
+        && (!names.iter().any(|n| n == app) || own == Some(app))
     {
         return Err(Invalid::new(
             reason::CONTAINER_NOT_FOUND,
@@ -137,11 +138,15 @@ pub fn against_workload(
             ),
         ));
     }
-    if !own_shell && names.contains(&shell.name) {
+    let taken = workload
+        .all_container_names()
+        .into_iter()
+        .any(|n| n == shell.name && own != Some(n.as_str()));
+    if taken {
         return Err(Invalid::new(
             reason::CONTAINER_NAME_CLASH,
             format!(
-                "{} {} already has a container named {:?}: set spec.shell.containerName to another name",
+                "{} {} already has a container or initContainer named {:?}: set spec.shell.containerName to another name",
                 spec.target.kind, spec.target.name, shell.name
             ),
         ));
@@ -275,13 +280,13 @@ mod tests {
         });
         let shell = shell_container(&spec(None, None), &s).unwrap();
         assert_eq!(
-            against_workload(&spec(None, None), &shell, &w, false),
+            against_workload(&spec(None, None), &shell, &w, None),
             Ok(())
         );
         let mut wrong = spec(None, None);
         wrong.target.container = Some("app".into());
         assert_eq!(
-            against_workload(&wrong, &shell, &w, false)
+            against_workload(&wrong, &shell, &w, None)
                 .unwrap_err()
                 .reason,
             reason::CONTAINER_NOT_FOUND
@@ -291,10 +296,52 @@ mod tests {
             ..shell
         };
         assert_eq!(
-            against_workload(&spec(None, None), &clash, &w, false)
+            against_workload(&spec(None, None), &clash, &w, None)
                 .unwrap_err()
                 .reason,
             reason::CONTAINER_NAME_CLASH
+        );
+        // A running session renaming its shell to the app container's name still clashes.
+        assert_eq!(
+            against_workload(&spec(None, None), &clash, &w, Some("debug-shell"))
+                .unwrap_err()
+                .reason,
+            reason::CONTAINER_NAME_CLASH
+        );
+        // initContainers and ephemeralContainers count too.
+        let mut spec_with_init = w.template.spec.clone().unwrap();
+        spec_with_init.init_containers = Some(vec![Container {
+            name: "migrate".into(),
+            ..Container::default()
+        }]);
+        spec_with_init.ephemeral_containers =
+            Some(vec![k8s_openapi::api::core::v1::EphemeralContainer {
+                name: "debugger-1".into(),
+                ..Default::default()
+            }]);
+        w.template.spec = Some(spec_with_init);
+        for name in ["migrate", "debugger-1"] {
+            let clash = Container {
+                name: name.into(),
+                ..shell_container(&spec(None, None), &s).unwrap()
+            };
+            assert_eq!(
+                against_workload(&spec(None, None), &clash, &w, Some("debug-shell"))
+                    .unwrap_err()
+                    .reason,
+                reason::CONTAINER_NAME_CLASH,
+                "{name}"
+            );
+        }
+        // Our own shell, already there, is no clash.
+        let own = shell_container(&spec(None, None), &s).unwrap();
+        let mut with_own = w.clone();
+        if let Some(ps) = with_own.template.spec.as_mut() {
+            ps.containers.push(own.clone());
+        }
+        assert_eq!(
+            against_workload(&spec(None, None), &own, &with_own, Some("debug-shell")),
+            Ok(())
         );
     }
 }

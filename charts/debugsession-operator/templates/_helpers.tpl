@@ -62,3 +62,32 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- print "policy/v1beta1" }}
 {{- end }}
 {{- end }}
+
+{{/* The operator's own Kubernetes user: the only one who may remove the revert finalizer early. */}}
+{{- define "debugsession-operator.username" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "debugsession-operator.serviceAccountName" .) }}
+{{- end }}
+
+{{/* Value combinations the chart refuses (values.schema.json refuses them too; this also covers
+installs that skip schema validation). */}}
+{{- define "debugsession-operator.checkValues" -}}
+{{- if and (not .Values.webhook.enabled) (not .Values.insecure.allowUnstamped) }}
+{{- fail "webhook.enabled=false requires insecure.allowUnstamped=true. Without the admission webhook no session carries a requester stamp, so the operator runs sessions nobody was authorized for: anyone with debugsession-edit in a namespace (aggregated into edit and admin) gets a SYS_PTRACE shell in any workload of that namespace, even without pods/exec or patch rights on it. Keep the webhook on, or set insecure.allowUnstamped=true to accept this." }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail (printf "replicaCount=%d requires leaderElection.enabled=true: without a leader every replica reconciles, and two operators would race on expiry and revert. Enable leader election or set replicaCount to 1." (int .Values.replicaCount)) }}
+{{- end }}
+{{- end }}
+
+{{/* Namespaces that get a Role with patch on workloads, as a JSON list: policy.allowedNamespaces when
+set and free of globs; empty (patch stays in the ClusterRole) otherwise, since a glob cannot name Roles. */}}
+{{- define "debugsession-operator.workloadRoleNamespaces" -}}
+{{- $names := .Values.policy.allowedNamespaces | default list | uniq }}
+{{- $glob := false }}
+{{- range $names }}{{ if contains "*" . }}{{ $glob = true }}{{ end }}{{ end }}
+{{- if or $glob (empty $names) }}
+{{- list | toJson }}
+{{- else }}
+{{- $names | toJson }}
+{{- end }}
+{{- end }}
