@@ -372,6 +372,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
                 async move {
                     tokio::select! { _ = stop => {}, _ = lost => {} }
                 }
+                .shared()
             };
             controller::run(ctx, ready.clone(), shutdown).await;
             lost_leadership = !*election.state.borrow();

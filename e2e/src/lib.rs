@@ -392,8 +392,20 @@ impl Operator {
         Self::start_with(log, &[], &[])
     }
 
-    /// Like [`Operator::start`], with extra flags and environment variables.
+    /// Like [`Operator::start`], with extra flags and environment variables. Without
+    /// `--stamp-key-file` among them (these suites run no webhook), the operator is told to start
+    /// unstamped sessions.
     pub fn start_with(log: &Path, extra_args: &[&str], extra_env: &[(&str, &str)]) -> R<Operator> {
+        let mut args = extra_args.to_vec();
+        if !args.contains(&"--stamp-key-file") {
+            args.push("--insecure-allow-unstamped");
+        }
+        Self::start_exact(log, &args, extra_env)
+    }
+
+    /// Starts `debugsession-operator run` with exactly these extra flags (besides the default
+    /// image, metrics address and log format) and environment variables.
+    pub fn start_exact(log: &Path, extra_args: &[&str], extra_env: &[(&str, &str)]) -> R<Operator> {
         let bin = Self::binary();
         if !bin.exists() {
             return Err(format!(
@@ -422,11 +434,6 @@ impl Operator {
                 "json",
             ])
             .args(extra_args)
-            // Without a stamp key (no webhook in these suites) the operator starts no session
-            // unless told to.
-            .args(
-                (!extra_args.contains(&"--stamp-key-file")).then_some("--insecure-allow-unstamped"),
-            )
             .envs(&cluster().env)
             .envs(extra_env.iter().copied())
             .stdin(Stdio::null())

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod conditions;
 pub mod plan;
 pub mod podsecurity;
+pub mod sweep;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -418,7 +419,10 @@ async fn publish(session: &DebugSession, ctx: &Context, plan: &Plan) {
             },
             reason: note.reason.to_string(),
             note: Some(note.message.chars().take(1000).collect()),
-            action: note.reason.to_string(),
+            action: note
+                .action
+                .clone()
+                .unwrap_or_else(|| note.reason.to_string()),
             secondary: None,
         };
         if let Err(e) = ctx.recorder.publish(&event, &reference).await {
@@ -431,7 +435,7 @@ async fn publish(session: &DebugSession, ctx: &Context, plan: &Plan) {
 pub async fn run(
     ctx: Arc<Context>,
     ready: Arc<std::sync::atomic::AtomicBool>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
     let sessions = Api::<DebugSession>::all(client.clone());
@@ -454,7 +458,7 @@ pub async fn run(
             wc(),
             mapper(store.clone(), TargetKind::DaemonSet),
         )
-        .graceful_shutdown_on(shutdown);
+        .graceful_shutdown_on(shutdown.clone());
     let ready_store = store.clone();
     tokio::spawn(async move {
         // The store's readiness signal wakes only one waiter (the controller itself), so poll it.
@@ -470,6 +474,9 @@ pub async fn run(
             }
         }
     });
+    // Fields of sessions that vanished without their revert: released by the orphan sweep,
+    // which runs where the controller runs (on the leader).
+    let sweep = tokio::spawn(sweep::run(client.clone(), ctx.recorder.clone(), shutdown));
     controller
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {
@@ -478,6 +485,7 @@ pub async fn run(
             }
         })
         .await;
+    let _ = sweep.await;
     info!("controller stopped");
 }
 

@@ -65,6 +65,10 @@ pub struct Note {
     pub warning: bool,
     pub reason: &'static str,
     pub message: String,
+    /// The event's action when it differs from the reason. Events with the same reason and
+    /// action are merged into one series that keeps the first message, so an event that must
+    /// stand on its own (who changed which generation) gets an action of its own.
+    pub action: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -191,6 +195,7 @@ impl<'a> Planner<'a> {
             warning,
             reason,
             message: message.into(),
+            action: None,
         });
     }
 
@@ -535,11 +540,12 @@ impl<'a> Planner<'a> {
                 .filter(|c| !c.is_empty())
                 .unwrap_or_else(|| "spec".into());
             let user = who.unwrap_or_else(|| "an unstamped request".into());
-            self.note(
-                false,
-                reason::SPEC_CHANGED,
-                format!("{user} changed {changed} (generation {number}); applying it"),
-            );
+            self.notes.push(Note {
+                warning: false,
+                reason: reason::SPEC_CHANGED,
+                message: format!("{user} changed {changed} (generation {number}); applying it"),
+                action: Some(format!("ApplyGeneration{number}")),
+            });
         }
     }
 
