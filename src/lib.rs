@@ -3,6 +3,7 @@
 pub mod admission;
 pub mod api;
 pub mod controller;
+pub mod faultpoint;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -26,6 +27,8 @@ pub enum Error {
     Taken(#[source] kube::Error),
     #[error("applying the debug shell to the workload: {0}")]
     ApplyShell(#[source] kube::Error),
+    #[error("the API server refused the debug shell: {0}")]
+    Rejected(#[source] kube::Error),
     #[error("reverting the workload: {0}")]
     Revert(#[source] kube::Error),
     #[error("checking the requester's permissions (SubjectAccessReview): {0}")]
@@ -48,6 +51,7 @@ impl Error {
             Error::ReadHolder(_) => "read_holder",
             Error::Taken(_) => "taken",
             Error::ApplyShell(_) => "apply_shell",
+            Error::Rejected(_) => "rejected",
             Error::Revert(_) => "revert",
             Error::Authorize(_) => "authorize",
             Error::WriteStatus(_) => "write_status",

@@ -21,6 +21,8 @@ pub struct Workload {
     pub uid: String,
     pub annotations: BTreeMap<String, String>,
     pub managers: Vec<String>,
+    /// The field managers that own the holder annotation (`debugsession.dev/session`).
+    pub holder_owners: Vec<String>,
     pub template: PodTemplateSpec,
     pub selector: LabelSelector,
     /// Pods the workload wants (replicas, or scheduled daemon pods).
@@ -103,6 +105,7 @@ fn base(
     Workload {
         kind: Some(kind),
         managers: managers(&meta),
+        holder_owners: owners_of_annotation(&meta, crate::api::HOLDER_ANNOTATION),
         name: meta.name.unwrap_or_default(),
         namespace: meta.namespace.unwrap_or_default(),
         uid: meta.uid.unwrap_or_default(),
@@ -111,6 +114,22 @@ fn base(
         selector,
         ..Workload::default()
     }
+}
+
+/// The managers whose managedFields entry owns `metadata.annotations[key]`.
+pub fn owners_of_annotation(meta: &ObjectMeta, key: &str) -> Vec<String> {
+    let field = format!("f:{key}");
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .and_then(|f| f.0.pointer("/f:metadata/f:annotations"))
+                .is_some_and(|a| a.get(&field).is_some())
+        })
+        .filter_map(|m| m.manager.clone())
+        .collect()
 }
 
 fn observed(generation: Option<i64>, observed: Option<i64>) -> bool {
@@ -249,6 +268,30 @@ mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
     use serde_json::json;
+
+    #[test]
+    fn the_owners_of_the_holder_annotation_come_from_managed_fields() {
+        let meta: ObjectMeta = serde_json::from_value(serde_json::json!({
+            "name": "web", "namespace": "team",
+            "annotations": {"debugsession.dev/session": "dbg", "note": "x"},
+            "managedFields": [
+                {"manager": "debugsession/team/dbg", "operation": "Apply", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:metadata": {"f:annotations": {"f:debugsession.dev/session": {}}},
+                              "f:spec": {"f:template": {}}}},
+                {"manager": "kubectl-annotate", "operation": "Update", "fieldsType": "FieldsV1",
+                 "fieldsV1": {"f:metadata": {"f:annotations": {"f:note": {}}}}},
+                {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
+                 "fieldsType": "FieldsV1", "fieldsV1": {"f:status": {}}}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            owners_of_annotation(&meta, "debugsession.dev/session"),
+            ["debugsession/team/dbg"]
+        );
+        assert_eq!(owners_of_annotation(&meta, "note"), ["kubectl-annotate"]);
+        assert!(owners_of_annotation(&meta, "other").is_empty());
+    }
 
     #[test]
     fn selector_renders_labels_and_expressions() {

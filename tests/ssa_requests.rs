@@ -69,12 +69,13 @@ fn shell() -> Container {
 }
 
 #[tokio::test]
-async fn apply_takes_the_workload_then_forces_the_shell_fields() {
+async fn apply_dry_runs_then_takes_the_workload_then_forces_the_shell_fields() {
     let (client, mut handle) = mock();
     let server = tokio::spawn(async move {
+        let dry = next(&mut handle, 200, deployment()).await;
         let hold = next(&mut handle, 200, deployment()).await;
         let full = next(&mut handle, 200, deployment()).await;
-        (hold, full)
+        (dry, hold, full)
     });
     apply::apply_shell(
         &client,
@@ -86,7 +87,13 @@ async fn apply_takes_the_workload_then_forces_the_shell_fields() {
     )
     .await
     .unwrap();
-    let (hold, full) = server.await.unwrap();
+    let (dry, hold, full) = server.await.unwrap();
+
+    assert_eq!(dry.method, Method::PATCH);
+    assert_eq!(
+        dry.query,
+        "&dryRun=All&force=true&fieldManager=debugsession%2Fteam%2Fdbg"
+    );
 
     assert_eq!(hold.method, Method::PATCH);
     assert_eq!(hold.path, "/apis/apps/v1/namespaces/team/deployments/web");
@@ -104,6 +111,10 @@ async fn apply_takes_the_workload_then_forces_the_shell_fields() {
         "&force=true&fieldManager=debugsession%2Fteam%2Fdbg"
     );
     assert_eq!(
+        dry.body, full.body,
+        "the dry run tries exactly the real intent"
+    );
+    assert_eq!(
         full.body,
         json!({"apiVersion": "apps/v1", "kind": "Deployment",
                "metadata": {"name": "web", "annotations": {"debugsession.dev/session": "dbg"}},
@@ -119,6 +130,7 @@ async fn a_held_workload_is_reported_as_taken_and_nothing_else_is_sent() {
     let server = tokio::spawn(async move {
         let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409, "reason": "Conflict",
             "message": "Apply failed with 1 conflict: conflict with \"debugsession/team/first\": .metadata.annotations.debugsession.dev/session"});
+        next(&mut handle, 200, deployment()).await; // dry run
         next(&mut handle, 409, conflict).await;
         handle
     });
@@ -177,4 +189,68 @@ async fn release_of_a_vanished_workload_is_done() {
     .await
     .unwrap();
     server.await.unwrap();
+}
+
+fn invalid() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 422, "reason": "Invalid",
+        "message": "Deployment.apps \"web\" is invalid: spec.template.spec.containers[1].resources.requests: Invalid value: \"2Gi\": must be less than or equal to memory limit"})
+}
+
+#[tokio::test]
+async fn a_shell_the_dry_run_refuses_takes_nothing() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        let dry = next(&mut handle, 422, invalid()).await;
+        (dry, handle)
+    });
+    let err = apply::apply_shell(
+        &client,
+        &target(TargetKind::Deployment),
+        "debugsession/team/dbg",
+        "dbg",
+        &shell(),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Rejected(_)), "{err}");
+    assert!(
+        err.to_string()
+            .contains("must be less than or equal to memory limit")
+    );
+    let (dry, mut handle) = server.await.unwrap();
+    assert!(dry.query.contains("dryRun=All"), "{}", dry.query);
+    drop(client);
+    assert!(
+        handle.next_request().await.is_none(),
+        "no hold after a refused dry run"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_real_apply_gives_the_hold_back_in_the_same_call() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        next(&mut handle, 200, deployment()).await; // dry run passes
+        next(&mut handle, 200, deployment()).await; // hold
+        next(&mut handle, 422, invalid()).await; // the real apply is refused
+        next(&mut handle, 200, deployment()).await // release
+    });
+    let err = apply::apply_shell(
+        &client,
+        &target(TargetKind::Deployment),
+        "debugsession/team/dbg",
+        "dbg",
+        &shell(),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::Rejected(_)), "{err}");
+    let release = server.await.unwrap();
+    assert_eq!(release.query, "&fieldManager=debugsession%2Fteam%2Fdbg");
+    assert_eq!(
+        release.body,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}})
+    );
 }

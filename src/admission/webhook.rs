@@ -374,6 +374,9 @@ fn spec_verdict(
     if let Err(m) = check_spec(&ns, &spec, policy, settings) {
         return Verdict::Deny(m);
     }
+    if let Err(e) = validate::session_name(&ns, &name) {
+        return Verdict::Deny(e.message);
+    }
     // The mutating webhook ran before us: the stamp must be there, valid for this spec, and name
     // the very user who sends this request.
     let who = sender(req);
@@ -740,6 +743,10 @@ mod tests {
                 }
             }
         }
+        // A name whose field manager would not fit the API server's 128 characters.
+        let long = "s".repeat(120);
+        let req = create(stamped(&long, web(), &alice()));
+        assert!(decide(&req, Ok(())).unwrap_err().contains("field manager"));
         // kube-system, in the request's namespace.
         let mut req = create(with(web()));
         req.namespace = Some("kube-system".into());

@@ -32,6 +32,7 @@ pub const TTL_PATTERN: &str = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$";
     printcolumn = r#"{"name":"Message","type":"string","priority":1,"jsonPath":".status.message"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = bound_sizes)]
 pub struct DebugSessionSpec {
     /// The workload that gets the debug shell. Fixed once the session has started.
     pub target: Target,
@@ -40,12 +41,64 @@ pub struct DebugSessionSpec {
     /// as `90s`, `15m`, `2h` or `1h30m`. At least 30s; at most the operator's maximum (24h by
     /// default). Raising it on a live session extends the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"), length(min = 2))]
+    #[schemars(
+        regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"),
+        length(min = 2, max = 32)
+    )]
     pub ttl: Option<String>,
 
     /// The debug shell container. Every field is optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Shell>,
+}
+
+/// The longest string the spec accepts where no tighter bound is set (env values, command and
+/// argument items, env source names).
+pub const MAX_STRING: u64 = 4096;
+/// The most items of a list where no tighter bound is set (command, args, env).
+pub const MAX_ITEMS: u64 = 64;
+
+/// Gives every string a `maxLength` and every list a `maxItems`, so that the API server itself
+/// refuses oversized input at admission; fields with their own bound (or an enum) keep it.
+pub fn bound_sizes(schema: &mut schemars::Schema) {
+    fn walk(v: &mut serde_json::Value) {
+        if let Some(obj) = v.as_object_mut() {
+            bound(obj);
+        }
+    }
+    fn bound(obj: &mut serde_json::Map<String, serde_json::Value>) {
+        // `type` is a name, or a list of names for optional fields (`["array", "null"]`).
+        let is =
+            |name: &str, obj: &serde_json::Map<String, serde_json::Value>| match obj.get("type") {
+                Some(serde_json::Value::String(t)) => t == name,
+                Some(serde_json::Value::Array(ts)) => ts.iter().any(|t| t == name),
+                _ => false,
+            };
+        if is("string", obj) && !obj.contains_key("enum") && !obj.contains_key("format") {
+            obj.entry("maxLength").or_insert(MAX_STRING.into());
+        }
+        if is("array", obj) {
+            obj.entry("maxItems").or_insert(MAX_ITEMS.into());
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(child) = obj.get_mut(key) {
+                walk(child);
+            }
+        }
+        for key in ["properties"] {
+            if let Some(props) = obj.get_mut(key).and_then(|p| p.as_object_mut()) {
+                props.values_mut().for_each(walk);
+            }
+        }
+        for key in ["anyOf", "oneOf", "allOf"] {
+            if let Some(list) = obj.get_mut(key).and_then(|l| l.as_array_mut()) {
+                list.iter_mut().for_each(walk);
+            }
+        }
+    }
+    if let Some(obj) = schema.as_object_mut() {
+        bound(obj);
+    }
 }
 
 /// Kind of workload a session can target.
@@ -93,6 +146,7 @@ pub struct Target {
     /// The app container you want to look at; defaults to the first container of the pod
     /// template. It must exist in the template.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
     pub container: Option<String>,
 }
 
@@ -102,6 +156,7 @@ pub struct Target {
 pub struct Shell {
     /// Image of the shell; defaults to the operator's default image (busybox:1.36).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
     pub image: Option<String>,
     /// Entrypoint of the shell container; defaults to the image's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,6 +173,7 @@ pub struct Shell {
     /// Linux capabilities added to the shell; defaults to `[SYS_PTRACE]`, which lets the shell
     /// signal and inspect the app's processes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 64)))]
     pub capabilities: Option<Vec<String>>,
     /// Name of the shell container; defaults to `debug-shell`. Must not clash with a container
     /// of the template.

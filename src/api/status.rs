@@ -162,4 +162,12 @@ pub mod reason {
     pub const STAMP_REQUIRED: &str = "StampRequired";
     pub const APPLIED: &str = "Applied";
     pub const SPEC_CHANGED: &str = "SpecChanged";
+    pub const INVALID_RESOURCES: &str = "InvalidResources";
+    pub const INVALID_ENV: &str = "InvalidEnv";
+    pub const INVALID_IMAGE: &str = "InvalidImage";
+    pub const NAME_TOO_LONG: &str = "NameTooLong";
+    pub const APPLY_REJECTED: &str = "ApplyRejected";
+    pub const FOREIGN_HOLDER: &str = "ForeignHolder";
+    pub const SHELL_LEFT_IN_REPLACED_TARGET: &str = "ShellLeftInReplacedTarget";
+    pub const RETRYING: &str = "Retrying";
 }

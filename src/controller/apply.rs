@@ -60,8 +60,17 @@ pub fn release_intent(kind: TargetKind, name: &str) -> Value {
     json!({"apiVersion": "apps/v1", "kind": kind.as_str(), "metadata": {"name": name}})
 }
 
+/// Whether the API server refused a request for good (invalid, forbidden, gone), as opposed to a
+/// conflict, throttling or an outage worth retrying.
+pub fn is_refusal(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 409 && s.code != 429)
+}
+
 /// Takes the workload (fails with [`Error::Taken`] when another session holds it), then applies
-/// the shell, forcing ownership of the shell's own fields.
+/// the shell, forcing ownership of the shell's own fields. Before taking the workload the shell
+/// is applied as a dry run, so that nothing is held when the API server would refuse the shell;
+/// a refusal of the real apply after the hold releases the hold again. Either refusal is
+/// [`Error::Rejected`].
 pub async fn apply_shell(
     client: &Client,
     w: &WorkloadRef,
@@ -71,7 +80,22 @@ pub async fn apply_shell(
     already_held: bool,
 ) -> Result<()> {
     let api = api(client, w);
+    let full = Patch::Apply(shell_intent(w.kind, &w.name, session, shell));
+    let classify = |e: kube::Error| {
+        if is_refusal(&e) {
+            Error::Rejected(e)
+        } else {
+            Error::ApplyShell(e)
+        }
+    };
     if !already_held {
+        api.patch(
+            &w.name,
+            &PatchParams::apply(manager).force().dry_run(),
+            &full,
+        )
+        .await
+        .map_err(classify)?;
         let hold = Patch::Apply(hold_intent(w.kind, &w.name, session));
         api.patch(&w.name, &PatchParams::apply(manager), &hold)
             .await
@@ -79,12 +103,22 @@ pub async fn apply_shell(
                 kube::Error::Api(s) if s.code == 409 => Error::Taken(e),
                 _ => Error::ApplyShell(e),
             })?;
+        crate::faultpoint::reach(crate::faultpoint::AFTER_HOLD).await;
     }
-    let full = Patch::Apply(shell_intent(w.kind, &w.name, session, shell));
-    api.patch(&w.name, &PatchParams::apply(manager).force(), &full)
+    match api
+        .patch(&w.name, &PatchParams::apply(manager).force(), &full)
         .await
-        .map_err(Error::ApplyShell)?;
-    Ok(())
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_refusal(&e) => {
+            if !already_held {
+                // Taken in this call: give it back before reporting.
+                release(client, w, manager).await?;
+            }
+            Err(Error::Rejected(e))
+        }
+        Err(e) => Err(Error::ApplyShell(e)),
+    }
 }
 
 /// Releases every field `manager` owns on the workload. A workload that is gone needs nothing.

@@ -5,6 +5,7 @@ pub mod conditions;
 pub mod plan;
 pub mod podsecurity;
 pub mod sweep;
+pub mod syntax;
 pub mod validate;
 
 use std::collections::HashMap;
@@ -30,6 +31,7 @@ use crate::admission::{authz, policy::Policy};
 use crate::api::{
     DebugSession, FINALIZER, HOLDER_ANNOTATION, Phase, STATUS_MANAGER, TargetKind, session_manager,
 };
+use crate::faultpoint;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::workload::{self, Workload};
@@ -183,15 +185,29 @@ async fn observe(session: &DebugSession, ctx: &Context, full: bool) -> Result<Ob
     Ok(obs)
 }
 
+/// Who holds the workload: the session whose field manager owns the holder annotation. An
+/// annotation that no DebugSession's manager owns holds nothing and is reported as foreign.
 async fn holder(w: &Workload, session: &DebugSession, ctx: &Context, ns: &str) -> Result<Holder> {
-    let Some(name) = w.annotations.get(HOLDER_ANNOTATION) else {
+    let Some(value) = w.annotations.get(HOLDER_ANNOTATION) else {
         return Ok(Holder::Free);
     };
-    if *name == session.name_any() {
+    let prefix = crate::api::session_manager(ns, "");
+    let Some(name) = w
+        .holder_owners
+        .iter()
+        .find_map(|m| m.strip_prefix(prefix.as_str()))
+        .map(String::from)
+    else {
+        return Ok(Holder::Foreign {
+            value: value.clone(),
+            owners: w.holder_owners.clone(),
+        });
+    };
+    if name == session.name_any() {
         return Ok(Holder::Us);
     }
     let other = Api::<DebugSession>::namespaced(ctx.client.clone(), ns)
-        .get_opt(name)
+        .get_opt(&name)
         .await
         .map_err(Error::ReadHolder)?;
     // A holder being deleted is still live: its finalizer releases the workload.
@@ -202,10 +218,7 @@ async fn holder(w: &Workload, session: &DebugSession, ctx: &Context, ns: &str) -
                 .and_then(|s| s.phase)
                 .is_some_and(Phase::is_terminal)
     });
-    Ok(Holder::Other {
-        name: name.clone(),
-        live,
-    })
+    Ok(Holder::Other { name, live })
 }
 
 /// Whether the spec generation is newer than the one whose shell runs.
@@ -242,6 +255,22 @@ fn admission(session: &DebugSession, ctx: &Context) -> Result<Option<Stamp>, Inv
 }
 
 async fn reconcile_live(session: &DebugSession, ctx: &Context) -> Result<Action> {
+    let res = reconcile_planned(session, ctx).await;
+    if let Err(e) = &res
+        && session.status.as_ref().and_then(|s| s.phase).is_none()
+    {
+        // After its first reconcile a session always has a phase, even when that reconcile
+        // failed before it could plan.
+        let status = plan::retrying(session, &e.to_string(), Timestamp::now());
+        if let Err(w) = write_status(session, ctx, &status).await {
+            warn!(error = %w, "could not record the failed reconcile in status");
+        }
+    }
+    res
+}
+
+async fn reconcile_planned(session: &DebugSession, ctx: &Context) -> Result<Action> {
+    let ns = session.namespace().ok_or(Error::NotNamespaced)?;
     let mut obs = observe(session, ctx, true).await?;
     match admission(session, ctx) {
         Ok(stamp) => obs.stamp = stamp,
@@ -254,7 +283,6 @@ async fn reconcile_live(session: &DebugSession, ctx: &Context) -> Result<Action>
     if plan.authorize
         && let Some(stamp) = &obs.stamp
     {
-        let ns = session.namespace().ok_or(Error::NotNamespaced)?;
         let target = &session.spec.target;
         if let Err(message) = authz::decide(&ctx.client, &stamp.requester, &ns, target)
             .await
@@ -268,15 +296,55 @@ async fn reconcile_live(session: &DebugSession, ctx: &Context) -> Result<Action>
         }
     }
     let held = matches!(obs.holder, Some(Holder::Us));
-    if let Err(e) = act(session, ctx, &plan, held).await {
-        if matches!(plan.action, WorkloadAction::Release) {
-            // Say so while retrying: the workload still carries the shell.
-            let mut status = plan.status.clone();
-            status.phase = Some(Phase::Reverting);
-            status.message = Some(format!("reverting failed, retrying: {e}"));
-            write_status(session, ctx, &status).await?;
+    let expiring =
+        matches!(plan.action, WorkloadAction::Release) && plan.status.phase == Some(Phase::Expired);
+    if expiring {
+        faultpoint::reach(faultpoint::BEFORE_RELEASE).await;
+    }
+    match act(session, ctx, &plan, held).await {
+        Ok(()) => {}
+        Err(Error::Rejected(e)) => {
+            // The API server refused the shell for good: say so instead of retrying, and hold
+            // nothing for a session that never started.
+            if session
+                .status
+                .as_ref()
+                .is_none_or(|s| s.started_at.is_none())
+            {
+                let (kind, name) = target_of(session);
+                let w = apply::WorkloadRef {
+                    namespace: ns.clone(),
+                    kind,
+                    name,
+                };
+                apply::release(&ctx.client, &w, &session_manager(&ns, &session.name_any())).await?;
+            }
+            obs.refusal = Some(Invalid {
+                reason: crate::api::reason::APPLY_REJECTED,
+                message: format!(
+                    "the API server refused the debug shell: {}",
+                    api_message(&e)
+                ),
+            });
+            plan = plan::plan(session, &obs, &ctx.settings, now);
+            plan.action = WorkloadAction::None;
         }
-        return Err(e);
+        Err(e) => {
+            if matches!(plan.action, WorkloadAction::Release) {
+                // Say so while retrying: the workload still carries the shell.
+                let mut status = plan.status.clone();
+                status.phase = Some(Phase::Reverting);
+                status.message = Some(format!("reverting failed, retrying: {e}"));
+                write_status(session, ctx, &status).await?;
+            }
+            return Err(e);
+        }
+    }
+    if matches!(plan.action, WorkloadAction::Apply(_)) {
+        faultpoint::reach(faultpoint::AFTER_SHELL).await;
+    }
+    if expiring {
+        faultpoint::reach(faultpoint::AFTER_RELEASE).await;
     }
     report(session, ctx, &plan, now).await?;
     Ok(plan
@@ -285,10 +353,19 @@ async fn reconcile_live(session: &DebugSession, ctx: &Context) -> Result<Action>
         .unwrap_or_else(Action::await_change))
 }
 
+/// The API server's own sentence for a refused request.
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        e => e.to_string(),
+    }
+}
+
 async fn cleanup(session: &DebugSession, ctx: &Context) -> Result<Action> {
     let obs = observe(session, ctx, false).await?;
     let plan = plan::plan_cleanup(session, &obs, Timestamp::now());
     act(session, ctx, &plan, true).await?;
+    faultpoint::reach(faultpoint::CLEANUP_AFTER_RELEASE).await;
     publish(session, ctx, &plan).await;
     ctx.metrics.forget(session);
     info!(action = ?plan.action, "session deleted");

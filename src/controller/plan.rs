@@ -29,6 +29,12 @@ pub enum Holder {
         name: String,
         live: bool,
     },
+    /// The annotation is there, but no DebugSession's field manager owns it: somebody wrote it
+    /// by hand (or forged it). `owners` are the field managers that do own it.
+    Foreign {
+        value: String,
+        owners: Vec<String>,
+    },
 }
 
 /// What the controller saw in the cluster for one reconcile.
@@ -85,6 +91,9 @@ pub struct Plan {
 const POLL_PENDING: Duration = Duration::from_secs(10);
 const POLL_APPLYING: Duration = Duration::from_secs(5);
 const POLL_ACTIVE: Duration = Duration::from_secs(60);
+/// A foreign holder annotation: the workload watch wakes the session when it goes; this is
+/// only the safety net.
+const POLL_FOREIGN: Duration = Duration::from_secs(30);
 
 /// Plans one reconcile of a live (not deleted) session.
 pub fn plan(session: &DebugSession, obs: &Observed, settings: &Settings, now: Timestamp) -> Plan {
@@ -128,6 +137,16 @@ pub fn plan_cleanup(session: &DebugSession, obs: &Observed, now: Timestamp) -> P
         _ => {}
     }
     p.finish()
+}
+
+/// The status of a session whose very first reconcile failed before it could plan: Pending,
+/// with the error as the reason to wait.
+pub fn retrying(session: &DebugSession, error: &str, now: Timestamp) -> DebugSessionStatus {
+    let mut p = Planner::new(session, now);
+    let message = format!("waiting to retry: {error}");
+    p.set_phase(Phase::Pending, message.clone());
+    p.condition(condition::READY, false, reason::RETRYING, &message);
+    p.finish().status
 }
 
 struct Planner<'a> {
@@ -248,7 +267,8 @@ impl<'a> Planner<'a> {
     fn plan_start(&mut self, obs: &Observed, settings: &Settings) {
         self.status.target_ref = Some(self.target_ref());
         let spec = &self.session.spec;
-        let checked = validate::session_ttl(spec, settings)
+        let checked = validate::session_name(self.namespace(), self.name())
+            .and_then(|()| validate::session_ttl(spec, settings))
             .and_then(|ttl| validate::shell_container(spec, settings).map(|shell| (ttl, shell)));
         let (ttl, shell) = match checked {
             Ok(v) => v,
@@ -288,6 +308,29 @@ impl<'a> Planner<'a> {
                     self.note(false, reason::HELD_BY_OTHER_SESSION, message);
                 }
                 self.requeue = Some(POLL_PENDING);
+            }
+            Holder::Foreign { value, owners } => {
+                let by = if owners.is_empty() {
+                    "an unknown writer".to_string()
+                } else {
+                    format!("field manager {}", owners.join(", "))
+                };
+                let t = self.target();
+                let message = format!(
+                    "waiting: {} carries the annotation {HOLDER_ANNOTATION}={value:?}, written by {by}, not by a DebugSession; remove it (kubectl annotate -n {} {}/{} {HOLDER_ANNOTATION}-) and this session starts by itself",
+                    self.target_ref(),
+                    self.namespace(),
+                    t.kind.as_str().to_lowercase(),
+                    t.name
+                );
+                let first = conditions::get(&self.status.conditions, condition::READY)
+                    .is_none_or(|c| c.reason != reason::FOREIGN_HOLDER);
+                self.set_phase(Phase::Pending, message.clone());
+                self.condition(condition::READY, false, reason::FOREIGN_HOLDER, &message);
+                if first {
+                    self.note(true, reason::FOREIGN_HOLDER, message);
+                }
+                self.requeue = Some(POLL_FOREIGN);
             }
             Holder::Other { name, live: false } => {
                 // The holder ended or vanished without releasing: release its fields first.
@@ -374,33 +417,7 @@ impl<'a> Planner<'a> {
         // The workload must still be the one we changed.
         let workload = match (&obs.workload, &resolved) {
             (Some(w), Some(t)) if w.uid == t.uid => w,
-            (w, _) => {
-                let (why, message) = match w {
-                    None => (
-                        reason::TARGET_DELETED,
-                        format!("{} was deleted while the session ran", self.target_ref()),
-                    ),
-                    Some(_) => (
-                        reason::TARGET_REPLACED,
-                        format!(
-                            "{} was deleted and recreated while the session ran",
-                            self.target_ref()
-                        ),
-                    ),
-                };
-                self.status.ended_at = Some(Time(self.now));
-                self.status.pods.clear();
-                self.condition(
-                    condition::REVERTED,
-                    true,
-                    why,
-                    "nothing to revert: the changed workload is gone",
-                );
-                return self.fail(Invalid {
-                    reason: why,
-                    message,
-                });
-            }
+            (w, _) => return self.target_gone(w.as_ref()),
         };
 
         // A spec generation that has not run yet runs only when it passes every check a start
@@ -445,7 +462,9 @@ impl<'a> Planner<'a> {
 
         // The shell that should be in the workload: the new generation's, else the running one's
         // (rebuilt from the spec when the spec is the one that runs).
-        let refused = fresh && accepted.is_none();
+        // A refusal of the spec that already runs (the API server refusing its re-apply, a stamp
+        // that no longer verifies) stops re-applies too.
+        let refused = (fresh && accepted.is_none()) || (!fresh && obs.refusal.is_some());
         let shell = match (&accepted, refused) {
             (Some((_, shell)), _) => Some(shell.clone()),
             (None, false) => validate::shell_container(spec, settings).ok(),
@@ -484,6 +503,70 @@ impl<'a> Planner<'a> {
             return;
         }
         self.rollout(workload, &obs.pods, &expected.name, expires);
+    }
+
+    /// The workload the session changed was deleted, or deleted and recreated. A recreated
+    /// object may carry the shell again (a manifest exported while the session ran, a backup):
+    /// released when the session's field manager owns it, else reported as left behind.
+    fn target_gone(&mut self, replaced: Option<&Workload>) {
+        self.status.ended_at = Some(Time(self.now));
+        self.status.pods.clear();
+        let target = self.target_ref();
+        let Some(w) = replaced else {
+            self.condition(
+                condition::REVERTED,
+                true,
+                reason::TARGET_DELETED,
+                "nothing to revert: the changed workload is gone",
+            );
+            return self.fail(Invalid {
+                reason: reason::TARGET_DELETED,
+                message: format!("{target} was deleted while the session ran"),
+            });
+        };
+        let shell = self
+            .status
+            .shell_container
+            .clone()
+            .unwrap_or_else(|| self.shell_name());
+        let has_shell = w.all_container_names().contains(&shell);
+        let held = w.annotations.get(HOLDER_ANNOTATION).map(String::as_str) == Some(self.name());
+        if w.is_managed_by(&self.manager()) {
+            self.action = WorkloadAction::Release;
+            self.condition(
+                condition::REVERTED,
+                true,
+                reason::TARGET_REPLACED,
+                &format!(
+                    "the recreated {target} carried this session's fields again: released them"
+                ),
+            );
+        } else if has_shell || held {
+            let kind = self.target().kind.as_str().to_lowercase();
+            let message = format!(
+                "the recreated {target} carries the debug shell (container {shell}, annotation {HOLDER_ANNOTATION}) without this session's field manager, so the operator cannot tell it apart from its owner's fields: remove the container {shell} and the annotation from its manifest, or run kubectl edit -n {} {kind}/{}",
+                self.namespace(),
+                self.target().name
+            );
+            self.condition(
+                condition::REVERTED,
+                false,
+                reason::SHELL_LEFT_IN_REPLACED_TARGET,
+                &message,
+            );
+            self.note(true, reason::SHELL_LEFT_IN_REPLACED_TARGET, message);
+        } else {
+            self.condition(
+                condition::REVERTED,
+                true,
+                reason::TARGET_REPLACED,
+                "nothing to revert: the changed workload is gone",
+            );
+        }
+        self.fail(Invalid {
+            reason: reason::TARGET_REPLACED,
+            message: format!("{target} was deleted and recreated while the session ran"),
+        })
     }
 
     /// Every check a start passes, for a new spec generation of a running session: TTL, shell,
@@ -1237,6 +1320,120 @@ mod tests {
         let p = plan(&e, &obs, &Settings::default(), at(600));
         assert_eq!(p.action, WorkloadAction::None);
         assert_eq!(ready_reason(&p), reason::DRIFTED);
+    }
+
+    #[test]
+    fn a_foreign_holder_annotation_makes_the_session_wait_quietly() {
+        let mut s = session("15m");
+        let obs = Observed {
+            workload: Some(workload(&["nginx"], false, Some("ghost"), false)),
+            holder: Some(Holder::Foreign {
+                value: "ghost".into(),
+                owners: vec!["kubectl-annotate".into()],
+            }),
+            ..Observed::default()
+        };
+        let p = plan(&s, &obs, &Settings::default(), at(0));
+        assert_eq!(p.action, WorkloadAction::None);
+        assert_eq!(p.status.phase, Some(Phase::Pending));
+        assert_eq!(ready_reason(&p), reason::FOREIGN_HOLDER);
+        let msg = p.status.message.clone().unwrap();
+        assert!(
+            msg.contains("debugsession.dev/session=\"ghost\"") && msg.contains("kubectl-annotate"),
+            "{msg}"
+        );
+        assert_eq!(p.notes.len(), 1);
+        assert!(p.notes[0].warning);
+        assert!(
+            p.requeue >= Some(Duration::from_secs(30)),
+            "no hot loop: {:?}",
+            p.requeue
+        );
+        // Looking again: no new event.
+        s.status = Some(p.status);
+        let p = plan(&s, &obs, &Settings::default(), at(30));
+        assert!(p.notes.is_empty(), "{:?}", p.notes);
+    }
+
+    #[test]
+    fn a_name_too_long_for_the_field_manager_fails_before_anything() {
+        let mut s = session("15m");
+        s.metadata.name = Some("x".repeat(120));
+        let obs = Observed {
+            workload: Some(workload(&["nginx"], false, None, false)),
+            holder: Some(Holder::Free),
+            ..Observed::default()
+        };
+        let p = plan(&s, &obs, &Settings::default(), at(0));
+        assert_eq!(p.action, WorkloadAction::None);
+        assert_eq!(p.status.phase, Some(Phase::Failed));
+        assert_eq!(ready_reason(&p), reason::NAME_TOO_LONG);
+    }
+
+    #[test]
+    fn a_recreated_target_carrying_the_shell_is_released_or_reported() {
+        let s = started("15m");
+        let reverted = |p: &Plan| {
+            conditions::get(&p.status.conditions, condition::REVERTED)
+                .map(|c| (c.status.clone(), c.reason.clone()))
+                .unwrap()
+        };
+        // Restored with this session's managedFields: released.
+        let mut w = workload(&["nginx", "debug-shell"], true, Some("dbg"), true);
+        w.uid = "uid-2".into();
+        let obs = Observed {
+            workload: Some(w),
+            ..running_obs(vec![])
+        };
+        let p = plan(&s, &obs, &Settings::default(), at(60));
+        assert_eq!(p.action, WorkloadAction::Release);
+        assert_eq!(p.status.phase, Some(Phase::Failed));
+        assert_eq!(
+            reverted(&p),
+            ("True".into(), reason::TARGET_REPLACED.into())
+        );
+        // Restored without managedFields: never Reverted=True while the shell is there.
+        let mut w = workload(&["nginx", "debug-shell"], true, Some("dbg"), false);
+        w.uid = "uid-2".into();
+        let obs = Observed {
+            workload: Some(w),
+            ..running_obs(vec![])
+        };
+        let p = plan(&s, &obs, &Settings::default(), at(60));
+        assert_eq!(p.action, WorkloadAction::None);
+        assert_eq!(
+            reverted(&p),
+            ("False".into(), reason::SHELL_LEFT_IN_REPLACED_TARGET.into())
+        );
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.reason == reason::SHELL_LEFT_IN_REPLACED_TARGET)
+        );
+        // Recreated clean: nothing to revert.
+        let mut w = workload(&["nginx"], false, None, false);
+        w.uid = "uid-2".into();
+        let obs = Observed {
+            workload: Some(w),
+            ..running_obs(vec![])
+        };
+        let p = plan(&s, &obs, &Settings::default(), at(60));
+        assert_eq!(
+            reverted(&p),
+            ("True".into(), reason::TARGET_REPLACED.into())
+        );
+    }
+
+    #[test]
+    fn a_first_reconcile_that_fails_still_leaves_a_phase() {
+        let s = session("15m");
+        let st = retrying(&s, "reading the target workload: timed out", at(0));
+        assert_eq!(st.phase, Some(Phase::Pending));
+        assert!(st.message.unwrap().contains("timed out"));
+        assert_eq!(
+            conditions::get(&st.conditions, condition::READY).map(|c| c.reason.as_str()),
+            Some(reason::RETRYING)
+        );
     }
 
     #[test]

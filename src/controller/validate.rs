@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Capabilities, Container, SecurityContext};
 
+use super::syntax::{self, is_dns_label};
 use crate::api::{DebugSessionSpec, reason};
 use crate::settings::{DEFAULT_CAPABILITIES, DEFAULT_CONTAINER_NAME, MIN_TTL, Settings};
 use crate::ttl;
@@ -94,6 +95,16 @@ pub fn shell_container(spec: &DebugSessionSpec, settings: &Settings) -> Result<C
             format!("spec.shell.capabilities: {bad:?} is not a capability name such as SYS_PTRACE"),
         ));
     }
+    if let Some(why) = syntax::image_reference_error(&image) {
+        return Err(Invalid::new(
+            reason::INVALID_IMAGE,
+            format!("spec.shell.image {image:?} is not an image reference: {why}"),
+        ));
+    }
+    env_vars(shell.env.as_deref().unwrap_or_default())?;
+    if let Some(r) = &shell.resources {
+        resources(r)?;
+    }
     Ok(Container {
         name,
         image: Some(image),
@@ -113,6 +124,97 @@ pub fn shell_container(spec: &DebugSessionSpec, settings: &Settings) -> Result<C
         }),
         ..Container::default()
     })
+}
+
+/// The API server's rules for environment variables: a valid name, and `value` or `valueFrom`.
+fn env_vars(env: &[k8s_openapi::api::core::v1::EnvVar]) -> Result<(), Invalid> {
+    for (i, e) in env.iter().enumerate() {
+        if !syntax::is_env_var_name(&e.name) {
+            return Err(Invalid::new(
+                reason::INVALID_ENV,
+                format!(
+                    "spec.shell.env[{i}].name {:?} is not a valid environment variable name (letters, digits, '_', '-', '.'; not starting with a digit)",
+                    e.name
+                ),
+            ));
+        }
+        if e.value.as_deref().is_some_and(|v| !v.is_empty()) && e.value_from.is_some() {
+            return Err(Invalid::new(
+                reason::INVALID_ENV,
+                format!(
+                    "spec.shell.env[{i}] ({}) sets both value and valueFrom",
+                    e.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Every quantity parses and is not negative, and no request exceeds its limit.
+fn resources(r: &k8s_openapi::api::core::v1::ResourceRequirements) -> Result<(), Invalid> {
+    let parse = |kind: &str,
+                 map: &Option<
+        std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+    >| {
+        let mut out = std::collections::BTreeMap::new();
+        for (name, q) in map.iter().flatten() {
+            let field = format!("spec.shell.resources.{kind}.{name}");
+            let v = syntax::quantity(&q.0).ok_or_else(|| {
+                Invalid::new(
+                    reason::INVALID_RESOURCES,
+                    format!(
+                        "{field} {:?} is not a quantity (such as 100m, 64Mi, 1)",
+                        q.0
+                    ),
+                )
+            })?;
+            if v < 0.0 {
+                return Err(Invalid::new(
+                    reason::INVALID_RESOURCES,
+                    format!("{field} {:?} is negative", q.0),
+                ));
+            }
+            out.insert(name.clone(), (v, q.0.clone()));
+        }
+        Ok(out)
+    };
+    let requests = parse("requests", &r.requests)?;
+    let limits = parse("limits", &r.limits)?;
+    for (name, (req, text)) in &requests {
+        if let Some((lim, lim_text)) = limits.get(name)
+            && req > lim
+        {
+            return Err(Invalid::new(
+                reason::INVALID_RESOURCES,
+                format!(
+                    "spec.shell.resources.requests.{name} {text} is more than limits.{name} {lim_text}"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The longest field manager name the API server accepts.
+pub const MAX_FIELD_MANAGER: usize = 128;
+
+/// A session's name must leave its field manager (`debugsession/<namespace>/<name>`) within the
+/// API server's 128 characters.
+pub fn session_name(namespace: &str, name: &str) -> Result<(), Invalid> {
+    let manager = crate::api::session_manager(namespace, name);
+    if manager.len() > MAX_FIELD_MANAGER {
+        let room =
+            MAX_FIELD_MANAGER.saturating_sub(crate::api::session_manager(namespace, "").len());
+        return Err(Invalid::new(
+            reason::NAME_TOO_LONG,
+            format!(
+                "the session name is {} characters long; in namespace {namespace:?} it may have at most {room}, so that its field manager {manager:?} fits the API server's {MAX_FIELD_MANAGER} characters",
+                name.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks the session against its workload: the named app container exists and the shell's
@@ -152,15 +254,6 @@ pub fn against_workload(
         ));
     }
     Ok(())
-}
-
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 #[cfg(test)]
@@ -265,6 +358,140 @@ mod tests {
                 "{shell:?}"
             );
         }
+    }
+
+    #[test]
+    fn what_the_api_server_would_refuse_is_caught() {
+        use k8s_openapi::api::core::v1::{
+            EnvVar, EnvVarSource, ResourceRequirements, SecretKeySelector,
+        };
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let s = Settings::default();
+        let res = |requests: &[(&str, &str)], limits: &[(&str, &str)]| {
+            let m = |kv: &[(&str, &str)]| {
+                Some(
+                    kv.iter()
+                        .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+                        .collect(),
+                )
+            };
+            Shell {
+                resources: Some(ResourceRequirements {
+                    requests: m(requests),
+                    limits: m(limits),
+                    ..Default::default()
+                }),
+                ..Shell::default()
+            }
+        };
+        let env = |name: &str, value: Option<&str>, from: bool| Shell {
+            env: Some(vec![EnvVar {
+                name: name.into(),
+                value: value.map(String::from),
+                value_from: from.then(|| EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: "db".into(),
+                        key: "pw".into(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                }),
+            }]),
+            ..Shell::default()
+        };
+        let image = |i: &str| Shell {
+            image: Some(i.into()),
+            ..Shell::default()
+        };
+        // (case, shell, expected reason or None, text the message must contain)
+        let cases: Vec<(&str, Shell, Option<&str>, &str)> = vec![
+            (
+                "cpu lots",
+                res(&[], &[("cpu", "lots")]),
+                Some(reason::INVALID_RESOURCES),
+                "spec.shell.resources.limits.cpu \"lots\"",
+            ),
+            (
+                "negative",
+                res(&[("memory", "-1Mi")], &[]),
+                Some(reason::INVALID_RESOURCES),
+                "negative",
+            ),
+            (
+                "requests above limits",
+                res(&[("memory", "2Gi")], &[("memory", "1Gi")]),
+                Some(reason::INVALID_RESOURCES),
+                "requests.memory 2Gi is more than limits.memory 1Gi",
+            ),
+            (
+                "milli vs whole",
+                res(&[("cpu", "1500m")], &[("cpu", "1")]),
+                Some(reason::INVALID_RESOURCES),
+                "requests.cpu",
+            ),
+            (
+                "valid resources",
+                res(
+                    &[("cpu", "100m"), ("memory", "64Mi")],
+                    &[("cpu", "0.5"), ("memory", "1Gi")],
+                ),
+                None,
+                "",
+            ),
+            (
+                "env name",
+                env("1BAD", Some("x"), false),
+                Some(reason::INVALID_ENV),
+                "spec.shell.env[0].name \"1BAD\"",
+            ),
+            (
+                "env value and valueFrom",
+                env("A", Some("x"), true),
+                Some(reason::INVALID_ENV),
+                "both value and valueFrom",
+            ),
+            ("env from a secret", env("A", None, true), None, ""),
+            (
+                "image upper case",
+                image("Busybox:Latest"),
+                Some(reason::INVALID_IMAGE),
+                "spec.shell.image",
+            ),
+            (
+                "image empty tag",
+                image("busybox:"),
+                Some(reason::INVALID_IMAGE),
+                "tag",
+            ),
+            (
+                "image with a space",
+                image("bad image"),
+                Some(reason::INVALID_IMAGE),
+                "not an image reference",
+            ),
+            ("image ok", image("registry.local/busybox:1.35.0"), None, ""),
+        ];
+        for (case, shell, want, text) in cases {
+            let got = shell_container(&spec(None, Some(shell)), &s);
+            match want {
+                None => assert!(got.is_ok(), "{case}: {got:?}"),
+                Some(r) => {
+                    let e = got.expect_err(case);
+                    assert_eq!(e.reason, r, "{case}: {}", e.message);
+                    assert!(e.message.contains(text), "{case}: {}", e.message);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn session_names_fit_the_field_manager_limit() {
+        // debugsession/ (13) + namespace + / + name <= 128
+        let ns = "team-payments"; // 13
+        assert_eq!(session_name(ns, &"a".repeat(101)), Ok(()));
+        let e = session_name(ns, &"a".repeat(102)).unwrap_err();
+        assert_eq!(e.reason, reason::NAME_TOO_LONG);
+        assert!(e.message.contains("at most 101"), "{}", e.message);
     }
 
     #[test]
