@@ -2,14 +2,14 @@
 
 pub mod admission;
 pub mod api;
+pub mod authz;
 pub mod controller;
 pub mod faultpoint;
 pub mod http;
 pub mod leader;
 pub mod metrics;
-pub mod settings;
+pub mod session;
 pub mod telemetry;
-pub mod ttl;
 pub mod workload;
 
 /// Everything that can go wrong while reconciling; each variant names the operation that failed.

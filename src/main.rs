@@ -6,14 +6,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use debugsession_operator::admission::policy::{Policy, glob_match};
 use debugsession_operator::admission::webhook::{self, WebhookState};
 use debugsession_operator::controller::{self, Context};
+use debugsession_operator::http;
 use debugsession_operator::leader::{Election, LeaseConfig};
 use debugsession_operator::metrics::Metrics;
-use debugsession_operator::settings::{MIN_TTL, Settings};
+use debugsession_operator::session::policy::Policy;
+use debugsession_operator::session::settings::{self, MIN_TTL, Settings};
+use debugsession_operator::session::ttl;
 use debugsession_operator::telemetry::{self, LogFormat};
-use debugsession_operator::{http, ttl};
 use futures::FutureExt;
 use std::path::PathBuf;
 
@@ -38,16 +39,16 @@ enum Command {
 #[derive(clap::Args)]
 struct RunArgs {
     /// Longest TTL a session may ask for.
-    #[arg(long, env = "DEBUGSESSION_MAX_TTL", default_value = "24h", value_parser = parse_ttl)]
+    #[arg(long, env = "DEBUGSESSION_MAX_TTL", default_value = settings::DEFAULT_MAX_TTL, value_parser = parse_ttl)]
     max_ttl: Duration,
     /// TTL of a session that names none.
-    #[arg(long, env = "DEBUGSESSION_DEFAULT_TTL", default_value = "1h", value_parser = parse_ttl)]
+    #[arg(long, env = "DEBUGSESSION_DEFAULT_TTL", default_value = settings::DEFAULT_TTL, value_parser = parse_ttl)]
     default_ttl: Duration,
     /// Shell image of a session that names none.
     #[arg(
         long,
         env = "DEBUGSESSION_DEFAULT_IMAGE",
-        default_value = "busybox:1.36"
+        default_value = settings::DEFAULT_IMAGE
     )]
     default_image: String,
     /// Log format.
@@ -117,7 +118,7 @@ struct RunArgs {
         long,
         env = "DEBUGSESSION_ALLOWED_IMAGES",
         value_delimiter = ',',
-        default_value = "busybox:*,docker.io/library/busybox:*,docker.io/busybox:*"
+        default_value = settings::DEFAULT_ALLOWED_IMAGES
     )]
     allowed_images: Vec<String>,
     /// Require shell images pinned by digest.
@@ -129,7 +130,7 @@ struct RunArgs {
         long,
         env = "DEBUGSESSION_DENIED_NAMESPACES",
         value_delimiter = ',',
-        default_value = "kube-system"
+        default_value = settings::DEFAULT_DENIED_NAMESPACES
     )]
     denied_namespaces: Vec<String>,
     /// If set, sessions are allowed only in these namespaces (comma-separated globs).
@@ -140,43 +141,26 @@ struct RunArgs {
         long,
         env = "DEBUGSESSION_ALLOWED_CAPABILITIES",
         value_delimiter = ',',
-        default_value = "SYS_PTRACE"
+        default_value = settings::DEFAULT_ALLOWED_CAPABILITIES
     )]
     allowed_capabilities: Vec<String>,
 }
 
 fn nonempty(items: &[String]) -> Vec<String> {
-    items
-        .iter()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+    settings::list(&items.join(","))
 }
 
-/// The policy from the flags: the default image is always allowed, the operator's own namespace
-/// always denied.
+/// The policy from the flags, made whole (see [`Policy::complete`]).
 fn policy(args: &RunArgs) -> Policy {
-    let mut allowed_images = nonempty(&args.allowed_images);
-    if !allowed_images
-        .iter()
-        .any(|g| glob_match(g, &args.default_image))
-    {
-        allowed_images.push(args.default_image.clone());
-    }
-    let mut denied_namespaces = nonempty(&args.denied_namespaces);
-    if let Ok(own) = std::env::var("POD_NAMESPACE")
-        && !own.is_empty()
-        && !denied_namespaces.contains(&own)
-    {
-        denied_namespaces.push(own);
-    }
+    let own = std::env::var("POD_NAMESPACE").ok();
     Policy {
-        allowed_images,
+        allowed_images: nonempty(&args.allowed_images),
         require_digest: args.require_digest,
-        denied_namespaces,
+        denied_namespaces: nonempty(&args.denied_namespaces),
         allowed_namespaces: nonempty(&args.allowed_namespaces),
         allowed_capabilities: nonempty(&args.allowed_capabilities),
     }
+    .complete(&args.default_image, own.as_deref())
 }
 
 fn read_key(path: &std::path::Path) -> Result<Vec<u8>, String> {

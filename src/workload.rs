@@ -27,8 +27,6 @@ pub struct Workload {
     pub selector: LabelSelector,
     /// Pods the workload wants (replicas, or scheduled daemon pods).
     pub desired: i32,
-    /// Pods running the current template and ready.
-    pub updated_ready: i32,
     /// Whether the controller of the workload has finished rolling out its current spec.
     pub rolled_out: bool,
     /// A StatefulSet with `updateStrategy: OnDelete`: pods only get a new template when deleted.
@@ -67,14 +65,6 @@ impl Workload {
             .chain(init)
             .chain(ephemeral)
             .collect()
-    }
-
-    pub fn share_process_namespace(&self) -> bool {
-        self.template
-            .spec
-            .as_ref()
-            .and_then(|s| s.share_process_namespace)
-            .unwrap_or(false)
     }
 
     /// Whether `manager` owns any field of this object.
@@ -149,10 +139,6 @@ impl From<Deployment> for Workload {
             spec.selector,
         );
         w.desired = desired;
-        w.updated_ready = status
-            .updated_replicas
-            .unwrap_or(0)
-            .min(status.ready_replicas.unwrap_or(0));
         w.rolled_out = observed(generation, status.observed_generation)
             && status.updated_replicas.unwrap_or(0) == desired
             && status.replicas.unwrap_or(0) == desired
@@ -182,10 +168,6 @@ impl From<StatefulSet> for Workload {
         w.on_delete = on_delete;
         let current =
             status.current_revision.is_some() && status.current_revision == status.update_revision;
-        w.updated_ready = status
-            .updated_replicas
-            .unwrap_or(0)
-            .min(status.ready_replicas.unwrap_or(0));
         w.rolled_out = observed(generation, status.observed_generation)
             && current
             && status.updated_replicas.unwrap_or(0) == desired
@@ -207,10 +189,6 @@ impl From<DaemonSet> for Workload {
             spec.selector,
         );
         w.desired = desired;
-        w.updated_ready = status
-            .updated_number_scheduled
-            .unwrap_or(0)
-            .min(status.number_ready);
         w.rolled_out = observed(generation, status.observed_generation)
             && status.updated_number_scheduled.unwrap_or(0) == desired
             && status.number_available.unwrap_or(0) == desired;
@@ -324,12 +302,10 @@ mod tests {
         }))
         .unwrap();
         let w = Workload::from(d.clone());
-        assert!(
-            w.rolled_out && w.is_managed_by("debugsession/ns/s") && w.share_process_namespace()
-        );
+        assert!(w.rolled_out && w.is_managed_by("debugsession/ns/s"));
         assert_eq!(
-            (w.desired, w.updated_ready, w.container_names()),
-            (2, 2, vec!["nginx".to_string()])
+            (w.desired, w.container_names()),
+            (2, vec!["nginx".to_string()])
         );
         let mut stale = d;
         stale.metadata.generation = Some(4);

@@ -28,12 +28,12 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::response::StatusSummary;
 
-use super::authz;
-use super::policy::Policy;
-use super::stamp::{self, Requester, Stamp};
 use crate::api::{DebugSessionSpec, FINALIZER, GROUP, Target, TargetKind, session_manager};
-use crate::controller::validate;
-use crate::settings::Settings;
+use crate::authz;
+use crate::session::policy::Policy;
+use crate::session::settings::Settings;
+use crate::session::stamp::{self, Requester, Stamp};
+use crate::session::validate;
 
 pub use super::tls::serve_tls;
 
@@ -330,10 +330,8 @@ fn check_spec(
     policy: &Policy,
     settings: &Settings,
 ) -> Result<(), String> {
-    policy.check(ns, spec, settings).map_err(|e| e.message)?;
-    validate::session_ttl(spec, settings).map_err(|e| e.message)?;
-    validate::shell_container(spec, settings).map_err(|e| e.message)?;
-    Ok(())
+    let asked = validate::resolve(spec, settings).map_err(|e| e.message)?;
+    policy.check(ns, &asked.shell).map_err(|e| e.message)
 }
 
 /// `/validate`, the part that needs no cluster. `operator` is the operator's own username.

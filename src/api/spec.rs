@@ -42,7 +42,7 @@ pub struct DebugSessionSpec {
     /// default). Raising it on a live session extends the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
-        regex(pattern = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$"),
+        regex(pattern = TTL_PATTERN),
         length(min = 2, max = 32)
     )]
     pub ttl: Option<String>,

@@ -130,7 +130,6 @@ pub mod condition {
 
 /// Stable, CamelCase condition reasons.
 pub mod reason {
-    pub const VALIDATING: &str = "Validating";
     pub const HELD_BY_OTHER_SESSION: &str = "HeldByOtherSession";
     pub const ROLLING_OUT: &str = "RollingOut";
     pub const WAITING_FOR_POD_DELETION: &str = "WaitingForPodDeletion";
@@ -138,7 +137,6 @@ pub mod reason {
     pub const SHELL_READY: &str = "ShellReady";
     pub const DRIFTED: &str = "Drifted";
     pub const EXPIRED: &str = "Expired";
-    pub const DELETED: &str = "SessionDeleted";
     pub const NOT_REVERTED: &str = "NotReverted";
     pub const NOTHING_TO_REVERT: &str = "NothingToRevert";
     pub const REVERTED: &str = "Reverted";
@@ -160,7 +158,13 @@ pub mod reason {
     pub const INVALID_STAMP: &str = "InvalidStamp";
     pub const SPEC_NOT_STAMPED: &str = "SpecNotStamped";
     pub const STAMP_REQUIRED: &str = "StampRequired";
+    /// The shell was applied (an event), or the current generation is what runs (SpecApplied).
     pub const APPLIED: &str = "Applied";
+    pub const ACTIVE: &str = "Active";
+    /// Events on the target workload.
+    pub const DEBUG_SHELL_ADDED: &str = "DebugShellAdded";
+    pub const DEBUG_SHELL_REMOVED: &str = "DebugShellRemoved";
+    pub const ORPHAN_RELEASED: &str = "OrphanReleased";
     pub const SPEC_CHANGED: &str = "SpecChanged";
     pub const INVALID_RESOURCES: &str = "InvalidResources";
     pub const INVALID_ENV: &str = "InvalidEnv";

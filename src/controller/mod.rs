@@ -3,10 +3,7 @@
 pub mod apply;
 pub mod conditions;
 pub mod plan;
-pub mod podsecurity;
 pub mod sweep;
-pub mod syntax;
-pub mod validate;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,18 +23,19 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::admission::stamp::{self, Stamp};
-use crate::admission::{authz, policy::Policy};
 use crate::api::{
     DebugSession, FINALIZER, HOLDER_ANNOTATION, Phase, STATUS_MANAGER, TargetKind, session_manager,
 };
+use crate::authz;
 use crate::faultpoint;
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::session::policy::Policy;
+use crate::session::settings::Settings;
+use crate::session::stamp::{self, Stamp};
+use crate::session::validate::{self, Invalid};
 use crate::workload::{self, Workload};
 use crate::{Error, Result};
 use plan::{Holder, Observed, Plan, WorkloadAction};
-use validate::Invalid;
 
 /// Shared state of all reconciles.
 pub struct Context {
@@ -250,7 +248,10 @@ fn admission(session: &DebugSession, ctx: &Context) -> Result<Option<Stamp>, Inv
             });
         }
     };
-    ctx.policy.check(&ns, &session.spec, &ctx.settings)?;
+    // A spec that does not resolve fails in planning, with its own reason.
+    if let Ok(asked) = validate::resolve(&session.spec, &ctx.settings) {
+        ctx.policy.check(&ns, &asked.shell)?;
+    }
     Ok(stamp)
 }
 
@@ -398,7 +399,7 @@ async fn act(session: &DebugSession, ctx: &Context, plan: &Plan, held: bool) -> 
                 shell.name
             );
             (
-                "DebugShellAdded",
+                crate::api::reason::DEBUG_SHELL_ADDED,
                 format!("{what} (field manager {manager})"),
             )
         }
@@ -406,7 +407,7 @@ async fn act(session: &DebugSession, ctx: &Context, plan: &Plan, held: bool) -> 
             apply::release(&ctx.client, &w, &session_manager(&ns, &name)).await?;
             info!(workload = %w, "reverted workload");
             (
-                "DebugShellRemoved",
+                crate::api::reason::DEBUG_SHELL_REMOVED,
                 format!("DebugSession {name} ended: its changes were reverted"),
             )
         }
@@ -414,7 +415,7 @@ async fn act(session: &DebugSession, ctx: &Context, plan: &Plan, held: bool) -> 
             apply::release(&ctx.client, &w, &session_manager(&ns, other)).await?;
             info!(workload = %w, stale = %other, "released fields of an ended session");
             let note = format!("the changes of ended DebugSession {other} were reverted");
-            ("DebugShellRemoved", note)
+            (crate::api::reason::DEBUG_SHELL_REMOVED, note)
         }
     };
     // Say it on the workload too, so that `kubectl describe` of the target shows who changed it.

@@ -9,14 +9,14 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::conditions;
-use super::podsecurity;
-use super::validate::{self, Invalid};
-use crate::admission::stamp::Stamp;
 use crate::api::{
     DebugSession, DebugSessionStatus, HOLDER_ANNOTATION, Phase, ResolvedTarget, SessionPod, Target,
     condition, reason,
 };
-use crate::settings::Settings;
+use crate::session::podsecurity;
+use crate::session::settings::Settings;
+use crate::session::stamp::Stamp;
+use crate::session::validate::{self, Invalid};
 use crate::workload::Workload;
 
 /// Who holds the target workload, from its holder annotation.
@@ -268,9 +268,8 @@ impl<'a> Planner<'a> {
         self.status.target_ref = Some(self.target_ref());
         let spec = &self.session.spec;
         let checked = validate::session_name(self.namespace(), self.name())
-            .and_then(|()| validate::session_ttl(spec, settings))
-            .and_then(|ttl| validate::shell_container(spec, settings).map(|shell| (ttl, shell)));
-        let (ttl, shell) = match checked {
+            .and_then(|()| validate::resolve(spec, settings));
+        let validate::Asked { ttl, shell } = match checked {
             Ok(v) => v,
             Err(e) => return self.fail(e),
         };
@@ -373,7 +372,7 @@ impl<'a> Planner<'a> {
                     shell.name,
                     self.target_ref()
                 );
-                self.note(false, "Applied", message.clone());
+                self.note(false, reason::APPLIED, message.clone());
                 self.set_phase(Phase::Applying, message.clone());
                 self.condition(condition::READY, false, reason::ROLLING_OUT, &message);
                 self.condition(
@@ -578,8 +577,7 @@ impl<'a> Planner<'a> {
         workload: &Workload,
     ) -> Result<(Duration, Container), Invalid> {
         let spec = &self.session.spec;
-        let ttl = validate::session_ttl(spec, settings)?;
-        let shell = validate::shell_container(spec, settings)?;
+        let validate::Asked { ttl, shell } = validate::resolve(spec, settings)?;
         if let Some(refusal) = &obs.refusal {
             return Err(refusal.clone());
         }
@@ -587,7 +585,7 @@ impl<'a> Planner<'a> {
             .status
             .shell_container
             .clone()
-            .unwrap_or_else(|| crate::settings::DEFAULT_CONTAINER_NAME.to_string());
+            .unwrap_or_else(|| crate::session::settings::DEFAULT_CONTAINER_NAME.to_string());
         validate::against_workload(spec, &shell, workload, Some(&own))?;
         if let Some(message) =
             podsecurity::violation(self.namespace(), &obs.namespace_labels, &shell)
@@ -686,7 +684,7 @@ impl<'a> Planner<'a> {
             .shell
             .as_ref()
             .and_then(|s| s.container_name.clone())
-            .unwrap_or_else(|| crate::settings::DEFAULT_CONTAINER_NAME.to_string())
+            .unwrap_or_else(|| crate::session::settings::DEFAULT_CONTAINER_NAME.to_string())
     }
 
     fn rollout(&mut self, workload: &Workload, pods: &[Pod], shell: &str, expires: Timestamp) {
@@ -740,7 +738,7 @@ impl<'a> Planner<'a> {
                 first_attach.unwrap_or_default()
             );
             if self.phase() != Some(Phase::Active) {
-                self.note(false, "Active", message.clone());
+                self.note(false, reason::ACTIVE, message.clone());
             }
             self.set_phase(Phase::Active, message.clone());
             self.condition(condition::READY, true, reason::SHELL_READY, &message);
@@ -944,7 +942,11 @@ mod tests {
         );
         assert_eq!(p.status.target_ref.as_deref(), Some("Deployment/web"));
         assert_eq!(p.status.observed_generation, Some(1));
-        assert!(p.notes.iter().any(|n| n.reason == "Applied" && !n.warning));
+        assert!(
+            p.notes
+                .iter()
+                .any(|n| n.reason == reason::APPLIED && !n.warning)
+        );
     }
 
     #[test]
@@ -1101,7 +1103,7 @@ mod tests {
             p.status.pods[0].attach,
             "kubectl attach -it -n team web-a -c debug-shell"
         );
-        assert!(p.notes.iter().any(|n| n.reason == "Active"));
+        assert!(p.notes.iter().any(|n| n.reason == reason::ACTIVE));
         assert!(p.requeue.unwrap() <= Duration::from_secs(890) + Duration::from_millis(100));
     }
 
@@ -1288,7 +1290,7 @@ mod tests {
         let e = edited(&|e: &mut DebugSession| e.spec.ttl = Some("2h".into()));
         let mut obs = running_obs(vec![pod("web-a", true, true)]);
         obs.stamp = Some(Stamp {
-            requester: crate::admission::Requester {
+            requester: crate::session::stamp::Requester {
                 username: "bob".into(),
                 ..Default::default()
             },

@@ -40,7 +40,7 @@ use crate::controller::apply::{self, WorkloadRef};
 use crate::{Error, Result};
 
 /// Reason of the Event recorded on a workload whose orphaned fields were released.
-pub const ORPHAN_RELEASED: &str = "OrphanReleased";
+pub use crate::api::reason::ORPHAN_RELEASED;
 
 /// First retry of a workload whose sweep failed; doubles per failure up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_secs(2);

@@ -15,7 +15,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::api::{DebugSessionSpec, reason};
-use crate::controller::validate::Invalid;
+use crate::session::validate::Invalid;
 
 /// Username of the requester.
 pub const REQUESTER: &str = "debugsession.dev/requester";

@@ -6,8 +6,8 @@ use k8s_openapi::api::authorization::v1::{
 use kube::Api;
 use kube::api::PostParams;
 
-use super::stamp::Requester;
 use crate::api::Target;
+use crate::session::stamp::Requester;
 
 /// One permission to ask the apiserver about.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -6,8 +6,8 @@ use k8s_openapi::api::core::v1::{Capabilities, Container, SecurityContext};
 
 use super::syntax::{self, is_dns_label};
 use crate::api::{DebugSessionSpec, reason};
-use crate::settings::{DEFAULT_CAPABILITIES, DEFAULT_CONTAINER_NAME, MIN_TTL, Settings};
-use crate::ttl;
+use crate::session::settings::{DEFAULT_CAPABILITIES, DEFAULT_CONTAINER_NAME, MIN_TTL, Settings};
+use crate::session::ttl;
 use crate::workload::Workload;
 
 /// A refusal: a stable condition reason and a sentence for a person.
@@ -24,6 +24,22 @@ impl Invalid {
             message: message.into(),
         }
     }
+}
+
+/// What a session asks for, resolved once with the operator's defaults: the TTL and the shell
+/// container it adds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Asked {
+    pub ttl: Duration,
+    pub shell: Container,
+}
+
+/// Resolves and checks the spec's TTL and shell (everything that needs no cluster).
+pub fn resolve(spec: &DebugSessionSpec, settings: &Settings) -> Result<Asked, Invalid> {
+    Ok(Asked {
+        ttl: session_ttl(spec, settings)?,
+        shell: shell_container(spec, settings)?,
+    })
 }
 
 /// Resolves the session's TTL: the default when none is given, refused outside [30s, max].

@@ -4,12 +4,13 @@
 //! touches a workload. Privileged mode, hostPID, hostNetwork and hostPath are not expressible in a
 //! DebugSession at all, so the operator never adds them.
 
-use crate::api::DebugSessionSpec;
-use crate::controller::validate::Invalid;
-use crate::settings::{DEFAULT_CAPABILITIES, Settings};
+use k8s_openapi::api::core::v1::Container;
 
-/// Condition reason (and admission refusal reason) for a spec the policy does not allow.
-pub const POLICY_VIOLATION: &str = "PolicyViolation";
+use super::settings::{
+    self, DEFAULT_ALLOWED_CAPABILITIES, DEFAULT_ALLOWED_IMAGES, DEFAULT_DENIED_NAMESPACES,
+};
+use super::validate::Invalid;
+use crate::api::reason;
 
 /// What sessions may ask for. Lists of images and namespaces are globs where `*` matches any
 /// run of characters.
@@ -28,24 +29,21 @@ pub struct Policy {
 }
 
 impl Default for Policy {
+    /// The defaults of [`super::settings`].
     fn default() -> Self {
         Policy {
-            allowed_images: vec![
-                "busybox:*".into(),
-                "docker.io/library/busybox:*".into(),
-                "docker.io/busybox:*".into(),
-            ],
+            allowed_images: settings::list(DEFAULT_ALLOWED_IMAGES),
             require_digest: false,
-            denied_namespaces: vec!["kube-system".into()],
+            denied_namespaces: settings::list(DEFAULT_DENIED_NAMESPACES),
             allowed_namespaces: Vec::new(),
-            allowed_capabilities: vec!["SYS_PTRACE".into()],
+            allowed_capabilities: settings::list(DEFAULT_ALLOWED_CAPABILITIES),
         }
     }
 }
 
 fn violation(message: String) -> Invalid {
     Invalid {
-        reason: POLICY_VIOLATION,
+        reason: reason::POLICY_VIOLATION,
         message,
     }
 }
@@ -59,24 +57,36 @@ fn list(items: &[String]) -> String {
 }
 
 impl Policy {
-    /// Checks a session in `namespace` against the policy. The shell image that counts is
-    /// `spec.shell.image`, or the operator's default image when unset; the capabilities that
-    /// count are `spec.shell.capabilities`, or the default `[SYS_PTRACE]`.
-    pub fn check(
-        &self,
-        namespace: &str,
-        spec: &DebugSessionSpec,
-        settings: &Settings,
-    ) -> Result<(), Invalid> {
+    /// The policy as configured, made whole: the default image is always allowed (a session
+    /// that names no image must be able to run), and `own_namespace` (the operator's) is always
+    /// denied.
+    pub fn complete(mut self, default_image: &str, own_namespace: Option<&str>) -> Self {
+        if !self
+            .allowed_images
+            .iter()
+            .any(|g| glob_match(g, default_image))
+        {
+            self.allowed_images.push(default_image.to_string());
+        }
+        if let Some(ns) = own_namespace.filter(|n| !n.is_empty())
+            && !self.denied_namespaces.iter().any(|d| d == ns)
+        {
+            self.denied_namespaces.push(ns.to_string());
+        }
+        self
+    }
+
+    /// Checks a session in `namespace` with its resolved shell container (see
+    /// [`super::validate::resolve`]: the defaults are already filled in) against the policy.
+    pub fn check(&self, namespace: &str, shell: &Container) -> Result<(), Invalid> {
         self.check_namespace(namespace)?;
-        let shell = spec.shell.as_ref();
-        let image = shell
-            .and_then(|s| s.image.clone())
-            .unwrap_or_else(|| settings.default_image.clone());
-        self.check_image(&image)?;
-        let caps: Vec<String> = shell
-            .and_then(|s| s.capabilities.clone())
-            .unwrap_or_else(|| DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect());
+        self.check_image(shell.image.as_deref().unwrap_or_default())?;
+        let caps = shell
+            .security_context
+            .as_ref()
+            .and_then(|s| s.capabilities.as_ref())
+            .and_then(|c| c.add.clone())
+            .unwrap_or_default();
         self.check_capabilities(&caps)
     }
 
@@ -186,7 +196,8 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Shell, Target, TargetKind};
+    use crate::api::{DebugSessionSpec, Shell, Target, TargetKind};
+    use crate::session::settings::Settings;
 
     #[test]
     fn globs() {
@@ -318,7 +329,11 @@ mod tests {
                 &digest,
                 "busybox:1.36",
                 "team",
-                spec(Some("busybox:1.36@sha256:abc"), None),
+                // A well-formed digest of another algorithm is not the sha256 pin the policy asks for.
+                spec(
+                    Some("busybox:1.36@sha512:0123456789abcdef0123456789abcdef0123456789abcdef"),
+                    None,
+                ),
                 Some("not pinned by digest"),
             ),
             (
@@ -410,12 +425,13 @@ mod tests {
                 default_image: default_image.into(),
                 ..s.clone()
             };
-            let got = policy.check(ns, &spec, &settings);
+            let got = super::super::validate::resolve(&spec, &settings)
+                .and_then(|asked| policy.check(ns, &asked.shell));
             match want {
                 None => assert_eq!(got, Ok(()), "{ns} {spec:?}"),
                 Some(text) => {
                     let err = got.expect_err(text);
-                    assert_eq!(err.reason, POLICY_VIOLATION);
+                    assert_eq!(err.reason, reason::POLICY_VIOLATION);
                     assert!(
                         err.message.contains(text),
                         "{text:?} not in {:?}",
@@ -424,6 +440,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_default_image_is_always_allowed_and_the_own_namespace_denied() {
+        let p = Policy {
+            allowed_images: vec!["registry.local/*".into()],
+            ..Policy::default()
+        }
+        .complete("busybox:1.36", Some("debugsession-system"));
+        assert_eq!(p.allowed_images, ["registry.local/*", "busybox:1.36"]);
+        assert_eq!(p.denied_namespaces, ["kube-system", "debugsession-system"]);
+        assert!(p.check_image("busybox:1.36").is_ok());
+        assert!(p.check_image("busybox:1.37").is_err());
+        assert!(p.check_namespace("debugsession-system").is_err());
+        // Already covered: nothing added twice.
+        let again = p
+            .clone()
+            .complete("busybox:1.36", Some("debugsession-system"));
+        assert_eq!(again, p);
+        let none = Policy::default().complete("busybox:1.36", None);
+        assert_eq!(none.denied_namespaces, ["kube-system"]);
+        assert_eq!(
+            none.allowed_images.len(),
+            3,
+            "busybox:* covers the default image"
+        );
     }
 
     #[test]

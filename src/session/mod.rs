@@ -1,0 +1,19 @@
+//! What a session asks for, and whether it may: pure checks shared by the admission webhook and
+//! the controller (neither imports the other).
+//!
+//! - [`settings`]: the operator-wide defaults and limits (default image, TTLs, capabilities).
+//! - [`ttl`]: the TTL grammar.
+//! - [`syntax`]: the API server's grammars (quantities, env var names, image references).
+//! - [`validate`]: a spec resolved into the shell container and TTL, and checked against the
+//!   target workload and the field manager's length.
+//! - [`policy`]: the operator's policy (images, namespaces, capabilities).
+//! - [`podsecurity`]: the namespace's Pod Security level against the shell.
+//! - [`stamp`]: the requester stamp that binds who asked to the spec they asked for.
+
+pub mod podsecurity;
+pub mod policy;
+pub mod settings;
+pub mod stamp;
+pub mod syntax;
+pub mod ttl;
+pub mod validate;
