@@ -28,7 +28,9 @@ use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
 use kube::core::response::StatusSummary;
 
-use crate::api::{DebugSessionSpec, FINALIZER, GROUP, Target, TargetKind, session_manager};
+use crate::api::{
+    DebugSession, DebugSessionSpec, FINALIZER, GROUP, Target, TargetKind, session_manager,
+};
 use crate::authz;
 use crate::session::policy::Policy;
 use crate::session::settings::Settings;
@@ -438,14 +440,9 @@ fn update_verdict(
 
 /// The workload a session may hold: the resolved target once started, else the spec's.
 fn held_target(obj: &DynamicObject) -> (TargetKind, String) {
-    let resolved = obj
-        .data
-        .pointer("/status/target")
-        .cloned()
-        .and_then(|t| serde_json::from_value::<Target>(t).ok());
-    match resolved.or_else(|| spec(obj).ok().map(|s| s.target)) {
-        Some(t) => (t.kind, t.name),
-        None => (TargetKind::Deployment, String::new()),
+    match obj.clone().try_parse::<DebugSession>() {
+        Ok(s) => s.target_in_force(),
+        Err(_) => (TargetKind::Deployment, String::new()),
     }
 }
 

@@ -15,6 +15,24 @@ pub const FINALIZER: &str = "debugsession.dev/revert";
 /// Field manager used for the DebugSession status subresource.
 pub const STATUS_MANAGER: &str = "debugsession-operator";
 
+/// The workload a session acts on: the one resolved when it started, else the spec's.
+pub fn target_in_force(
+    status: Option<&DebugSessionStatus>,
+    spec: &DebugSessionSpec,
+) -> (TargetKind, String) {
+    match status.and_then(|s| s.target.as_ref()) {
+        Some(t) => (t.kind, t.name.clone()),
+        None => (spec.target.kind, spec.target.name.clone()),
+    }
+}
+
+impl DebugSession {
+    /// See [`target_in_force`].
+    pub fn target_in_force(&self) -> (TargetKind, String) {
+        target_in_force(self.status.as_ref(), &self.spec)
+    }
+}
+
 /// The field manager that owns a session's changes to its workload:
 /// `debugsession/<namespace>/<name>`. Reverting applies an empty intent under this manager,
 /// which releases exactly the fields it owns. Argo CD users list the prefix `debugsession/`

@@ -132,17 +132,10 @@ pub fn error_policy(session: Arc<DebugSession>, err: &Error, ctx: Arc<Context>) 
     )
 }
 
-fn target_of(session: &DebugSession) -> (TargetKind, String) {
-    match session.status.as_ref().and_then(|s| s.target.as_ref()) {
-        Some(t) => (t.kind, t.name.clone()),
-        None => (session.spec.target.kind, session.spec.target.name.clone()),
-    }
-}
-
 /// Reads what planning needs.
 async fn observe(session: &DebugSession, ctx: &Context, full: bool) -> Result<Observed> {
     let ns = session.namespace().ok_or(Error::NotNamespaced)?;
-    let (kind, name) = target_of(session);
+    let (kind, name) = session.target_in_force();
     let workload = workload::fetch(&ctx.client, &ns, kind, &name).await?;
     let mut obs = Observed {
         workload,
@@ -312,7 +305,7 @@ async fn reconcile_planned(session: &DebugSession, ctx: &Context) -> Result<Acti
                 .as_ref()
                 .is_none_or(|s| s.started_at.is_none())
             {
-                let (kind, name) = target_of(session);
+                let (kind, name) = session.target_in_force();
                 let w = apply::WorkloadRef {
                     namespace: ns.clone(),
                     kind,
@@ -382,7 +375,7 @@ async fn act(session: &DebugSession, ctx: &Context, plan: &Plan, held: bool) -> 
         .target
         .as_ref()
         .map(|t| (t.kind, t.name.clone()))
-        .unwrap_or_else(|| target_of(session));
+        .unwrap_or_else(|| session.target_in_force());
     let w = apply::WorkloadRef {
         namespace: ns.clone(),
         kind,
@@ -579,7 +572,7 @@ fn mapper<K: Resource<DynamicType = ()>>(
             .iter()
             .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
             .filter(|s| {
-                let (k, n) = target_of(s);
+                let (k, n) = s.target_in_force();
                 k == kind && n == name
             })
             .map(|s| ObjectRef::from_obj(s.as_ref()))

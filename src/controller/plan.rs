@@ -10,8 +10,8 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::conditions;
 use crate::api::{
-    DebugSession, DebugSessionStatus, HOLDER_ANNOTATION, Phase, ResolvedTarget, SessionPod, Target,
-    condition, reason,
+    DebugSession, DebugSessionStatus, HOLDER_ANNOTATION, Phase, ResolvedTarget, SessionPod,
+    TargetKind, condition, reason,
 };
 use crate::session::podsecurity;
 use crate::session::settings::Settings;
@@ -193,20 +193,13 @@ impl<'a> Planner<'a> {
     }
 
     /// The target in force: the resolved one once started, else the spec's.
-    fn target(&self) -> Target {
-        match &self.status.target {
-            Some(t) => Target {
-                kind: t.kind,
-                name: t.name.clone(),
-                container: None,
-            },
-            None => self.session.spec.target.clone(),
-        }
+    fn target(&self) -> (TargetKind, String) {
+        crate::api::target_in_force(Some(&self.status), &self.session.spec)
     }
 
     fn target_ref(&self) -> String {
-        let t = self.target();
-        format!("{}/{}", t.kind, t.name)
+        let (kind, name) = self.target();
+        format!("{kind}/{name}")
     }
 
     fn note(&mut self, warning: bool, reason: &'static str, message: impl Into<String>) {
@@ -314,13 +307,13 @@ impl<'a> Planner<'a> {
                 } else {
                     format!("field manager {}", owners.join(", "))
                 };
-                let t = self.target();
+                let (kind, name) = self.target();
                 let message = format!(
                     "waiting: {} carries the annotation {HOLDER_ANNOTATION}={value:?}, written by {by}, not by a DebugSession; remove it (kubectl annotate -n {} {}/{} {HOLDER_ANNOTATION}-) and this session starts by itself",
                     self.target_ref(),
                     self.namespace(),
-                    t.kind.as_str().to_lowercase(),
-                    t.name
+                    kind.as_str().to_lowercase(),
+                    name
                 );
                 let first = conditions::get(&self.status.conditions, condition::READY)
                     .is_none_or(|c| c.reason != reason::FOREIGN_HOLDER);
@@ -541,11 +534,12 @@ impl<'a> Planner<'a> {
                 ),
             );
         } else if has_shell || held {
-            let kind = self.target().kind.as_str().to_lowercase();
+            let (kind, name) = self.target();
+            let kind = kind.as_str().to_lowercase();
             let message = format!(
                 "the recreated {target} carries the debug shell (container {shell}, annotation {HOLDER_ANNOTATION}) without this session's field manager, so the operator cannot tell it apart from its owner's fields: remove the container {shell} and the annotation from its manifest, or run kubectl edit -n {} {kind}/{}",
                 self.namespace(),
-                self.target().name
+                name
             );
             self.condition(
                 condition::REVERTED,
@@ -835,7 +829,7 @@ fn drift(workload: &Workload, shell: &Container, session: &str) -> Option<String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{DebugSessionSpec, TargetKind};
+    use crate::api::{DebugSessionSpec, Target};
 
     use serde_json::json;
 

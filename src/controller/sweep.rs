@@ -266,10 +266,7 @@ fn deleted_sessions(client: &Client) -> BoxStream<'static, Input> {
         match res {
             Ok(Watched::Delete(s)) => {
                 let ns = s.metadata.namespace.clone()?;
-                let (kind, name) = match s.status.as_ref().and_then(|st| st.target.as_ref()) {
-                    Some(t) => (t.kind, t.name.clone()),
-                    None => (s.spec.target.kind, s.spec.target.name.clone()),
-                };
+                let (kind, name) = s.target_in_force();
                 Some(Input::SessionGone(ns, kind, name))
             }
             _ => None,
