@@ -77,13 +77,12 @@ async fn apply_dry_runs_then_takes_the_workload_then_forces_the_shell_fields() {
         let full = next(&mut handle, 200, deployment()).await;
         (dry, hold, full)
     });
-    apply::apply_shell(
+    apply::take(
         &client,
         &target(TargetKind::Deployment),
         "debugsession/team/dbg",
         "dbg",
         &shell(),
-        false,
     )
     .await
     .unwrap();
@@ -134,13 +133,12 @@ async fn a_held_workload_is_reported_as_taken_and_nothing_else_is_sent() {
         next(&mut handle, 409, conflict).await;
         handle
     });
-    let err = apply::apply_shell(
+    let err = apply::take(
         &client,
         &target(TargetKind::StatefulSet),
         "debugsession/team/dbg",
         "dbg",
         &shell(),
-        false,
     )
     .await
     .unwrap_err();
@@ -203,13 +201,12 @@ async fn a_shell_the_dry_run_refuses_takes_nothing() {
         let dry = next(&mut handle, 422, invalid()).await;
         (dry, handle)
     });
-    let err = apply::apply_shell(
+    let err = apply::take(
         &client,
         &target(TargetKind::Deployment),
         "debugsession/team/dbg",
         "dbg",
         &shell(),
-        false,
     )
     .await
     .unwrap_err();
@@ -236,13 +233,12 @@ async fn a_refused_real_apply_gives_the_hold_back_in_the_same_call() {
         next(&mut handle, 422, invalid()).await; // the real apply is refused
         next(&mut handle, 200, deployment()).await // release
     });
-    let err = apply::apply_shell(
+    let err = apply::take(
         &client,
         &target(TargetKind::Deployment),
         "debugsession/team/dbg",
         "dbg",
         &shell(),
-        false,
     )
     .await
     .unwrap_err();

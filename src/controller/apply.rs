@@ -66,59 +66,67 @@ pub fn is_refusal(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 409 && s.code != 429)
 }
 
+fn classify(e: kube::Error) -> Error {
+    if is_refusal(&e) {
+        Error::Rejected(e)
+    } else {
+        Error::ApplyShell(e)
+    }
+}
+
 /// Takes the workload (fails with [`Error::Taken`] when another session holds it), then applies
-/// the shell, forcing ownership of the shell's own fields. Before taking the workload the shell
-/// is applied as a dry run, so that nothing is held when the API server would refuse the shell;
-/// a refusal of the real apply after the hold releases the hold again. Either refusal is
-/// [`Error::Rejected`].
+/// the shell ([`apply_shell`]). Before taking the workload the shell is applied as a dry run, so
+/// that nothing is held when the API server would refuse the shell; a refusal of the real apply
+/// after the hold releases the hold again. Either refusal is [`Error::Rejected`].
+pub async fn take(
+    client: &Client,
+    w: &WorkloadRef,
+    manager: &str,
+    session: &str,
+    shell: &Container,
+) -> Result<()> {
+    let api = api(client, w);
+    let full = Patch::Apply(shell_intent(w.kind, &w.name, session, shell));
+    api.patch(
+        &w.name,
+        &PatchParams::apply(manager).force().dry_run(),
+        &full,
+    )
+    .await
+    .map_err(classify)?;
+    let hold = Patch::Apply(hold_intent(w.kind, &w.name, session));
+    api.patch(&w.name, &PatchParams::apply(manager), &hold)
+        .await
+        .map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 409 => Error::Taken(e),
+            _ => Error::ApplyShell(e),
+        })?;
+    crate::faultpoint::reach(crate::faultpoint::AFTER_HOLD).await;
+    match apply_shell(client, w, manager, session, shell).await {
+        Err(Error::Rejected(e)) => {
+            // Taken in this call: give it back before reporting.
+            release(client, w, manager).await?;
+            Err(Error::Rejected(e))
+        }
+        other => other,
+    }
+}
+
+/// Applies the shell to a workload the session holds, forcing ownership of the shell's own
+/// fields (the holder annotation, the container entry, `shareProcessNamespace`).
 pub async fn apply_shell(
     client: &Client,
     w: &WorkloadRef,
     manager: &str,
     session: &str,
     shell: &Container,
-    already_held: bool,
 ) -> Result<()> {
-    let api = api(client, w);
     let full = Patch::Apply(shell_intent(w.kind, &w.name, session, shell));
-    let classify = |e: kube::Error| {
-        if is_refusal(&e) {
-            Error::Rejected(e)
-        } else {
-            Error::ApplyShell(e)
-        }
-    };
-    if !already_held {
-        api.patch(
-            &w.name,
-            &PatchParams::apply(manager).force().dry_run(),
-            &full,
-        )
-        .await
-        .map_err(classify)?;
-        let hold = Patch::Apply(hold_intent(w.kind, &w.name, session));
-        api.patch(&w.name, &PatchParams::apply(manager), &hold)
-            .await
-            .map_err(|e| match &e {
-                kube::Error::Api(s) if s.code == 409 => Error::Taken(e),
-                _ => Error::ApplyShell(e),
-            })?;
-        crate::faultpoint::reach(crate::faultpoint::AFTER_HOLD).await;
-    }
-    match api
+    api(client, w)
         .patch(&w.name, &PatchParams::apply(manager).force(), &full)
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if is_refusal(&e) => {
-            if !already_held {
-                // Taken in this call: give it back before reporting.
-                release(client, w, manager).await?;
-            }
-            Err(Error::Rejected(e))
-        }
-        Err(e) => Err(Error::ApplyShell(e)),
-    }
+        .map(|_| ())
+        .map_err(classify)
 }
 
 /// Releases every field `manager` owns on the workload. A workload that is gone needs nothing.

@@ -55,7 +55,10 @@ pub struct Observed {
 #[derive(Clone, Debug, PartialEq)]
 pub enum WorkloadAction {
     None,
-    /// Take the workload (holder annotation, without force) and apply the shell.
+    /// Take the workload (a dry run of the shell, then the holder annotation without force)
+    /// and apply the shell.
+    Take(Box<Container>),
+    /// Apply the shell to a workload this session already holds.
     Apply(Box<Container>),
     /// Apply an empty intent under the session's field manager.
     Release,
@@ -137,6 +140,15 @@ pub fn plan_cleanup(session: &DebugSession, obs: &Observed, now: Timestamp) -> P
         _ => {}
     }
     p.finish()
+}
+
+/// The status while a failed revert is retried: the workload still carries the shell.
+pub fn reverting(planned: &DebugSessionStatus, error: &str) -> DebugSessionStatus {
+    DebugSessionStatus {
+        phase: Some(Phase::Reverting),
+        message: Some(format!("reverting failed, retrying: {error}")),
+        ..planned.clone()
+    }
 }
 
 /// The status of a session whose very first reconcile failed before it could plan: Pending,
@@ -339,7 +351,8 @@ impl<'a> Planner<'a> {
             }
             holder @ (Holder::Free | Holder::Us) => {
                 // Our own shell may already be there after a restart between apply and status.
-                let own = (holder == Holder::Us).then_some(shell.name.as_str());
+                let ours = holder == Holder::Us;
+                let own = ours.then_some(shell.name.as_str());
                 if let Err(e) = validate::against_workload(spec, &shell, workload, own) {
                     return self.fail(e);
                 }
@@ -376,7 +389,11 @@ impl<'a> Planner<'a> {
                 );
                 self.status.ready_pods = Some(format!("0/{}", workload.desired));
                 self.accept_spec(obs, &shell);
-                self.action = WorkloadAction::Apply(Box::new(shell));
+                self.action = if ours {
+                    WorkloadAction::Apply(Box::new(shell))
+                } else {
+                    WorkloadAction::Take(Box::new(shell))
+                };
                 self.requeue = Some(POLL_APPLYING);
             }
         }
@@ -923,8 +940,8 @@ mod tests {
             ..Observed::default()
         };
         let p = plan(&s, &obs, &Settings::default(), at(0));
-        let WorkloadAction::Apply(shell) = &p.action else {
-            panic!("expected Apply, got {:?}", p.action)
+        let WorkloadAction::Take(shell) = &p.action else {
+            panic!("expected Take, got {:?}", p.action)
         };
         assert_eq!(shell.name, "debug-shell");
         assert_eq!(p.status.phase, Some(Phase::Applying));
@@ -1041,7 +1058,7 @@ mod tests {
         s.spec.ttl = Some("1h".into());
         s.metadata.generation = Some(2);
         let p = plan(&s, &obs, &Settings::default(), at(1));
-        assert!(matches!(p.action, WorkloadAction::Apply(_)));
+        assert!(matches!(p.action, WorkloadAction::Take(_)));
         assert_eq!(p.status.phase, Some(Phase::Applying));
     }
 

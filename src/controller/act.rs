@@ -1,0 +1,95 @@
+//! Act: carry out the planned change to the workload (through [`super::apply`]) and say so on
+//! the workload with an Event.
+
+use kube::ResourceExt;
+use kube::runtime::events::{Event, EventType};
+use tracing::{info, warn};
+
+use super::Context;
+use super::apply;
+use super::plan::{Plan, WorkloadAction};
+use crate::api::{DebugSession, session_manager};
+use crate::{Error, Result};
+
+/// Carries out the planned change to the workload.
+pub(super) async fn act(session: &DebugSession, ctx: &Context, plan: &Plan) -> Result<()> {
+    let ns = session.namespace().ok_or(Error::NotNamespaced)?;
+    let name = session.name_any();
+    let (kind, target) = plan
+        .status
+        .target
+        .as_ref()
+        .map(|t| (t.kind, t.name.clone()))
+        .unwrap_or_else(|| session.target_in_force());
+    let w = apply::WorkloadRef {
+        namespace: ns.clone(),
+        kind,
+        name: target,
+    };
+    let note = match &plan.action {
+        WorkloadAction::None => return Ok(()),
+        WorkloadAction::Take(shell) | WorkloadAction::Apply(shell) => {
+            let manager = session_manager(&ns, &name);
+            if matches!(plan.action, WorkloadAction::Take(_)) {
+                apply::take(&ctx.client, &w, &manager, &name, shell).await?;
+            } else {
+                apply::apply_shell(&ctx.client, &w, &manager, &name, shell).await?;
+            }
+            info!(workload = %w, %manager, "applied debug shell");
+            let what = format!(
+                "DebugSession {name} added container {} and shareProcessNamespace",
+                shell.name
+            );
+            (
+                crate::api::reason::DEBUG_SHELL_ADDED,
+                format!("{what} (field manager {manager})"),
+            )
+        }
+        WorkloadAction::Release => {
+            apply::release(&ctx.client, &w, &session_manager(&ns, &name)).await?;
+            info!(workload = %w, "reverted workload");
+            (
+                crate::api::reason::DEBUG_SHELL_REMOVED,
+                format!("DebugSession {name} ended: its changes were reverted"),
+            )
+        }
+        WorkloadAction::ReleaseStale { session: other } => {
+            apply::release(&ctx.client, &w, &session_manager(&ns, other)).await?;
+            info!(workload = %w, stale = %other, "released fields of an ended session");
+            let note = format!("the changes of ended DebugSession {other} were reverted");
+            (crate::api::reason::DEBUG_SHELL_REMOVED, note)
+        }
+    };
+    // Say it on the workload too, so that `kubectl describe` of the target shows who changed it.
+    if let Some(uid) = plan.status.target.as_ref().map(|t| t.uid.clone()) {
+        workload_event(ctx, &w, uid, note.0, note.1).await;
+    }
+    Ok(())
+}
+
+async fn workload_event(
+    ctx: &Context,
+    w: &apply::WorkloadRef,
+    uid: String,
+    reason: &str,
+    note: String,
+) {
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("apps/v1".into()),
+        kind: Some(w.kind.as_str().into()),
+        name: Some(w.name.clone()),
+        namespace: Some(w.namespace.clone()),
+        uid: Some(uid),
+        ..Default::default()
+    };
+    let event = Event {
+        type_: EventType::Normal,
+        reason: reason.into(),
+        note: Some(note),
+        action: reason.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+        warn!(error = %e, reason, workload = %w, "could not record event on the workload");
+    }
+}

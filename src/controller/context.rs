@@ -1,0 +1,58 @@
+//! What every reconcile shares: the client, the settings and policy, how requester stamps are
+//! trusted, the event recorder and the metrics.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::DebugSession;
+use crate::metrics::Metrics;
+use crate::session::policy::Policy;
+use crate::session::settings::Settings;
+
+/// Shared state of all reconciles.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    /// What sessions may ask for; re-checked here after the admission webhook.
+    pub policy: Policy,
+    /// When set, a spec runs only when its requester stamp from the webhook verifies.
+    pub stamp_key: Option<Vec<u8>>,
+    /// Without a stamp key, start sessions anyway (an install without the webhook: anyone who
+    /// may create a session gets a shell). Off by default.
+    pub insecure_allow_unstamped: bool,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Consecutive failed reconciles per session, for the error backoff.
+    pub(super) failures: Mutex<HashMap<ObjectRef<DebugSession>, u32>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        settings: Settings,
+        policy: Policy,
+        stamp_key: Option<Vec<u8>>,
+        insecure_allow_unstamped: bool,
+        metrics: Arc<Metrics>,
+        instance: Option<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: "debugsession-operator".into(),
+            instance,
+        };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            policy,
+            stamp_key,
+            insecure_allow_unstamped,
+            metrics,
+            failures: Mutex::default(),
+        }
+    }
+}

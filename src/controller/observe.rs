@@ -1,0 +1,134 @@
+//! Observe: read what planning needs from the cluster (the target workload, who holds it, the
+//! namespace's Pod Security labels, the pods) and decide what authorizes the spec.
+
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+
+use super::Context;
+use super::plan::{Holder, Observed};
+use crate::api::{DebugSession, HOLDER_ANNOTATION, Phase};
+use crate::session::stamp::{self, Stamp};
+use crate::session::validate::{self, Invalid};
+use crate::workload::{self, Workload};
+use crate::{Error, Result};
+
+/// Reads the target workload only: all that a revert on delete needs.
+pub(super) async fn observe_target(session: &DebugSession, ctx: &Context) -> Result<Observed> {
+    let ns = session.namespace().ok_or(Error::NotNamespaced)?;
+    let (kind, name) = session.target_in_force();
+    let workload = workload::fetch(&ctx.client, &ns, kind, &name).await?;
+    Ok(Observed {
+        workload,
+        ..Observed::default()
+    })
+}
+
+/// Reads what planning a live session needs: the target, who holds it, the namespace's Pod
+/// Security labels (before a spec first runs) and the pods (while the session runs).
+pub(super) async fn observe(session: &DebugSession, ctx: &Context) -> Result<Observed> {
+    let ns = session.namespace().ok_or(Error::NotNamespaced)?;
+    let mut obs = observe_target(session, ctx).await?;
+    let started = session
+        .status
+        .as_ref()
+        .is_some_and(|s| s.started_at.is_some());
+    let terminal = session
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(Phase::is_terminal);
+    if let Some(w) = &obs.workload {
+        obs.holder = Some(holder(w, session, ctx, &ns).await?);
+        if !started || fresh_spec(session) {
+            let nsobj = Api::<Namespace>::all(ctx.client.clone())
+                .get_opt(&ns)
+                .await
+                .map_err(Error::ReadNamespace)?;
+            obs.namespace_labels = nsobj.map(|n| n.labels().clone()).unwrap_or_default();
+        }
+        if started && !terminal {
+            let selector = w.label_selector();
+            if !selector.is_empty() {
+                let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
+                    .list(&ListParams::default().labels(&selector))
+                    .await
+                    .map_err(Error::ListPods)?;
+                obs.pods = pods.items;
+            }
+        }
+    }
+    Ok(obs)
+}
+
+/// Who holds the workload: the session whose field manager owns the holder annotation. An
+/// annotation that no DebugSession's manager owns holds nothing and is reported as foreign.
+async fn holder(w: &Workload, session: &DebugSession, ctx: &Context, ns: &str) -> Result<Holder> {
+    let Some(value) = w.annotations.get(HOLDER_ANNOTATION) else {
+        return Ok(Holder::Free);
+    };
+    let prefix = crate::api::session_manager(ns, "");
+    let Some(name) = w
+        .holder_owners
+        .iter()
+        .find_map(|m| m.strip_prefix(prefix.as_str()))
+        .map(String::from)
+    else {
+        return Ok(Holder::Foreign {
+            value: value.clone(),
+            owners: w.holder_owners.clone(),
+        });
+    };
+    if name == session.name_any() {
+        return Ok(Holder::Us);
+    }
+    let other = Api::<DebugSession>::namespaced(ctx.client.clone(), ns)
+        .get_opt(&name)
+        .await
+        .map_err(Error::ReadHolder)?;
+    // A holder being deleted is still live: its finalizer releases the workload.
+    let live = other.is_some_and(|o| {
+        o.metadata.deletion_timestamp.is_some()
+            || !o
+                .status
+                .and_then(|s| s.phase)
+                .is_some_and(Phase::is_terminal)
+    });
+    Ok(Holder::Other { name, live })
+}
+
+/// Whether the spec generation is newer than the one whose shell runs.
+fn fresh_spec(session: &DebugSession) -> bool {
+    let status = session.status.as_ref();
+    status
+        .and_then(|s| s.shell_generation.or(s.observed_generation))
+        .is_none_or(|g| Some(g) != session.metadata.generation)
+}
+
+/// The stamp that authorizes the session's spec as it stands, or why nothing authorizes it: no
+/// stamp that covers this spec (when stamps are required), no stamp key and no opt-in to run
+/// unstamped, or the operator's policy.
+pub(super) fn admission(session: &DebugSession, ctx: &Context) -> Result<Option<Stamp>, Invalid> {
+    let ns = session.namespace().unwrap_or_default();
+    let stamp = match &ctx.stamp_key {
+        Some(key) => Some(stamp::verify(
+            key,
+            &ns,
+            &session.name_any(),
+            session.annotations(),
+            &session.spec,
+        )?),
+        None if ctx.insecure_allow_unstamped => None,
+        None => {
+            return Err(Invalid {
+                reason: crate::api::reason::STAMP_REQUIRED,
+                message: "the operator runs without a stamp key, so it cannot tell who asked for this session and starts none: install its admission webhook (Helm: webhook.enabled=true; kustomize: config/default), or accept that anyone who may create a DebugSession gets a shell by running the operator with --insecure-allow-unstamped".into(),
+            });
+        }
+    };
+    // A spec that does not resolve fails in planning, with its own reason.
+    if let Ok(asked) = validate::resolve(&session.spec, &ctx.settings) {
+        ctx.policy.check(&ns, &asked.shell)?;
+    }
+    Ok(stamp)
+}
