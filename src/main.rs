@@ -239,6 +239,110 @@ async fn signal() {
     tracing::info!("shutdown signal received");
 }
 
+/// Checks the webhook's inputs: it needs the stamp key and its serving certificate.
+fn check_webhook(args: &RunArgs, stamp_key: Option<&Vec<u8>>) -> Result<(), String> {
+    if args.webhook_addr.is_none() {
+        return Ok(());
+    }
+    if stamp_key.is_none() {
+        return Err("--webhook-addr needs --stamp-key-file".into());
+    }
+    for f in ["tls.crt", "tls.key"] {
+        let path = args.webhook_cert_dir.join(f);
+        if !path.is_file() {
+            return Err(format!(
+                "--webhook-cert-dir: {} does not exist",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Says at start-up how far requester stamps are trusted.
+fn log_trust(stamped: bool, insecure: bool) {
+    match (stamped, insecure) {
+        (false, false) => tracing::warn!(
+            "no --stamp-key-file: sessions are refused (StampRequired) until the admission webhook is installed; --insecure-allow-unstamped starts them without it"
+        ),
+        (false, true) => tracing::warn!(
+            "--insecure-allow-unstamped: sessions start without a requester stamp; anyone who may create a DebugSession gets a shell"
+        ),
+        (true, _) => {}
+    }
+}
+
+/// Serves the admission webhook (every replica does, leader or not) until `stop` resolves.
+fn spawn_webhook(
+    args: &RunArgs,
+    ctx: &Context,
+    key: Vec<u8>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let addr = args.webhook_addr?;
+    let state = Arc::new(WebhookState {
+        client: ctx.client.clone(),
+        policy: ctx.policy.clone(),
+        settings: ctx.settings.clone(),
+        key,
+        operator_username: args.operator_username.clone(),
+    });
+    let cert = args.webhook_cert_dir.join("tls.crt");
+    let tls_key = args.webhook_cert_dir.join("tls.key");
+    Some(tokio::spawn(async move {
+        if let Err(e) =
+            webhook::serve_tls(addr, &cert, &tls_key, webhook::router(state), stop).await
+        {
+            tracing::error!(error = %e, %addr, "admission webhook failed");
+        }
+    }))
+}
+
+/// Runs the controller while this replica holds the leader Lease. Returns whether leadership
+/// was lost (rather than given up on shutdown).
+async fn lead(
+    args: &RunArgs,
+    ctx: Arc<Context>,
+    identity: String,
+    ready: Arc<AtomicBool>,
+    stop: futures::future::Shared<impl std::future::Future<Output = ()> + Send + 'static>,
+) -> Result<bool, String> {
+    let cfg = LeaseConfig {
+        namespace: args.lease_namespace.clone(),
+        name: args.lease_name.clone(),
+        identity,
+        duration: args.lease_duration,
+        grace: (args.lease_duration / 3).max(2),
+    };
+    let mut election = Election::start(ctx.client.clone(), &cfg)
+        .await
+        .map_err(|e| format!("starting leader election: {e}"))?;
+    // A standby is healthy and ready; it reconciles nothing.
+    ready.store(true, Ordering::SeqCst);
+    tracing::info!(lease = %format!("{}/{}", cfg.namespace, cfg.name), "waiting to lead");
+    let acquired = tokio::select! {
+        got = election.acquired() => got,
+        _ = stop.clone() => false,
+    };
+    let mut lost_leadership = false;
+    if acquired {
+        tracing::info!("leading: starting the controller");
+        let metrics = ctx.metrics.clone();
+        metrics.leader.set(1);
+        ready.store(false, Ordering::SeqCst);
+        let lost = Election::lost(election.state.clone()).shared();
+        let shutdown = async move {
+            tokio::select! { _ = stop => {}, _ = lost => {} }
+        }
+        .shared();
+        controller::run(ctx, ready, shutdown).await;
+        lost_leadership = !*election.state.borrow();
+        metrics.leader.set(0);
+    }
+    election.release().await;
+    Ok(lost_leadership)
+}
+
 async fn run(args: RunArgs) -> Result<(), String> {
     check(&args)?;
     telemetry::init(args.log_format, &args.log_level);
@@ -250,47 +354,25 @@ async fn run(args: RunArgs) -> Result<(), String> {
         default_ttl: args.default_ttl,
         default_image: args.default_image.clone(),
     };
-    let metrics = Arc::new(Metrics::default());
-    let ready = Arc::new(AtomicBool::new(false));
     let identity = std::env::var("POD_NAME")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("debugsession-operator-{}", std::process::id()));
-    let policy = policy(&args);
     let stamp_key = args.stamp_key_file.as_deref().map(read_key).transpose()?;
-    if args.webhook_addr.is_some() {
-        if stamp_key.is_none() {
-            return Err("--webhook-addr needs --stamp-key-file".into());
-        }
-        for f in ["tls.crt", "tls.key"] {
-            let path = args.webhook_cert_dir.join(f);
-            if !path.is_file() {
-                return Err(format!(
-                    "--webhook-cert-dir: {} does not exist",
-                    path.display()
-                ));
-            }
-        }
-    }
+    check_webhook(&args, stamp_key.as_ref())?;
+    let metrics = Arc::new(Metrics::default());
+    let ready = Arc::new(AtomicBool::new(false));
     let ctx = Arc::new(Context::new(
-        client.clone(),
+        client,
         settings,
-        policy.clone(),
+        policy(&args),
         stamp_key.clone(),
         args.insecure_allow_unstamped,
         metrics.clone(),
         Some(identity.clone()),
     ));
     tracing::info!(settings = ?ctx.settings, %identity, "starting");
-    match (&ctx.stamp_key, args.insecure_allow_unstamped) {
-        (None, false) => tracing::warn!(
-            "no --stamp-key-file: sessions are refused (StampRequired) until the admission webhook is installed; --insecure-allow-unstamped starts them without it"
-        ),
-        (None, true) => tracing::warn!(
-            "--insecure-allow-unstamped: sessions start without a requester stamp; anyone who may create a DebugSession gets a shell"
-        ),
-        (Some(_), _) => {}
-    }
+    log_trust(stamp_key.is_some(), args.insecure_allow_unstamped);
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(http::serve(
@@ -301,72 +383,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
         },
     ));
     let stop = signal().shared();
-    let webhook_server = match (args.webhook_addr, stamp_key) {
-        (Some(addr), Some(key)) => {
-            let state = Arc::new(WebhookState {
-                client: client.clone(),
-                policy,
-                settings: ctx.settings.clone(),
-                key,
-                operator_username: args.operator_username.clone(),
-            });
-            let (cert, key) = (
-                args.webhook_cert_dir.join("tls.crt"),
-                args.webhook_cert_dir.join("tls.key"),
-            );
-            let stop = stop.clone();
-            // Every replica serves the webhook, leader or not.
-            Some(tokio::spawn(async move {
-                if let Err(e) =
-                    webhook::serve_tls(addr, &cert, &key, webhook::router(state), stop).await
-                {
-                    tracing::error!(error = %e, %addr, "admission webhook failed");
-                }
-            }))
-        }
-        _ => None,
-    };
+    let webhook_server = stamp_key.and_then(|key| spawn_webhook(&args, &ctx, key, stop.clone()));
 
-    let mut lost_leadership = false;
-    if args.leader_elect {
-        let cfg = LeaseConfig {
-            namespace: args.lease_namespace,
-            name: args.lease_name,
-            identity,
-            duration: args.lease_duration,
-            grace: (args.lease_duration / 3).max(2),
-        };
-        let mut election = Election::start(client, &cfg)
-            .await
-            .map_err(|e| format!("starting leader election: {e}"))?;
-        // A standby is healthy and ready; it reconciles nothing.
-        ready.store(true, Ordering::SeqCst);
-        tracing::info!(lease = %format!("{}/{}", cfg.namespace, cfg.name), "waiting to lead");
-        let acquired = tokio::select! {
-            got = election.acquired() => got,
-            _ = stop.clone() => false,
-        };
-        if acquired {
-            tracing::info!("leading: starting the controller");
-            metrics.leader.set(1);
-            ready.store(false, Ordering::SeqCst);
-            let lost = Election::lost(election.state.clone()).shared();
-            let shutdown = {
-                let (stop, lost) = (stop.clone(), lost.clone());
-                async move {
-                    tokio::select! { _ = stop => {}, _ = lost => {} }
-                }
-                .shared()
-            };
-            controller::run(ctx, ready.clone(), shutdown).await;
-            lost_leadership = !*election.state.borrow();
-            metrics.leader.set(0);
-        }
-        election.release().await;
+    let lost_leadership = if args.leader_elect {
+        lead(&args, ctx, identity, ready, stop.clone()).await?
     } else {
         metrics.leader.set(1);
-        controller::run(ctx, ready.clone(), stop.clone()).await;
-    }
+        controller::run(ctx, ready, stop.clone()).await;
+        false
+    };
     let _ = stop_tx.send(());
     if let Some(w) = webhook_server {
         w.abort();
