@@ -1,0 +1,298 @@
+//! Pure planning: given a session, what was observed in the cluster and the clock, decide what to
+//! do to the workload, the next status, the events to record and when to look again.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use super::conditions;
+use crate::api::{
+    DebugSession, DebugSessionStatus, HOLDER_ANNOTATION, Phase, ResolvedTarget, SessionPod,
+    TargetKind, condition, reason,
+};
+use crate::session::podsecurity;
+use crate::session::settings::Settings;
+use crate::session::stamp::Stamp;
+use crate::session::validate::{self, Invalid};
+use crate::workload::Workload;
+
+/// Who holds the target workload, from its holder annotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Holder {
+    Free,
+    Us,
+    /// Another session; `live` when it exists and has not ended.
+    Other {
+        name: String,
+        live: bool,
+    },
+    /// The annotation is there, but no DebugSession's field manager owns it: somebody wrote it
+    /// by hand (or forged it). `owners` are the field managers that do own it.
+    Foreign {
+        value: String,
+        owners: Vec<String>,
+    },
+}
+
+/// What the controller saw in the cluster for one reconcile.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    pub workload: Option<Workload>,
+    pub holder: Option<Holder>,
+    pub namespace_labels: BTreeMap<String, String>,
+    pub pods: Vec<Pod>,
+    /// Why the current spec may not run at all: no stamp that covers it, the operator's policy,
+    /// or a requester whose rights were revoked.
+    pub refusal: Option<Invalid>,
+    /// The verified stamp of the current spec (none when the operator runs without stamps).
+    pub stamp: Option<Stamp>,
+}
+
+/// The change to make to the workload.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WorkloadAction {
+    None,
+    /// Take the workload (a dry run of the shell, then the holder annotation without force)
+    /// and apply the shell.
+    Take(Box<Container>),
+    /// Apply the shell to a workload this session already holds.
+    Apply(Box<Container>),
+    /// Apply an empty intent under the session's field manager.
+    Release,
+    /// Release the fields of another session that ended without releasing them.
+    ReleaseStale {
+        session: String,
+    },
+}
+
+/// An event to record on the session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+    /// The event's action when it differs from the reason. Events with the same reason and
+    /// action are merged into one series that keeps the first message, so an event that must
+    /// stand on its own (who changed which generation) gets an action of its own.
+    pub action: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub action: WorkloadAction,
+    /// The action applies a spec generation that has not run yet: the requester's rights are
+    /// checked (SubjectAccessReview) before it is carried out.
+    pub authorize: bool,
+    pub status: DebugSessionStatus,
+    pub notes: Vec<Note>,
+    pub requeue: Option<Duration>,
+}
+
+const POLL_PENDING: Duration = Duration::from_secs(10);
+const POLL_APPLYING: Duration = Duration::from_secs(5);
+const POLL_ACTIVE: Duration = Duration::from_secs(60);
+/// A foreign holder annotation: the workload watch wakes the session when it goes; this is
+/// only the safety net.
+const POLL_FOREIGN: Duration = Duration::from_secs(30);
+
+/// Plans one reconcile of a live (not deleted) session.
+pub fn plan(session: &DebugSession, obs: &Observed, settings: &Settings, now: Timestamp) -> Plan {
+    let mut p = Planner::new(session, now);
+    let status = p.status.clone();
+    let phase = status.phase.unwrap_or(Phase::Pending);
+    let never_started = status.started_at.is_none();
+    let spec_changed = status.observed_generation != session.metadata.generation;
+
+    if phase.is_terminal() && !(phase == Phase::Failed && never_started && spec_changed) {
+        // Ended: nothing left but making sure the workload carries nothing of ours.
+        if obs
+            .workload
+            .as_ref()
+            .is_some_and(|w| w.is_managed_by(&p.manager()))
+        {
+            p.action = WorkloadAction::Release;
+        }
+        return p.finish();
+    }
+    if never_started {
+        p.plan_start(obs, settings);
+    } else {
+        p.plan_running(obs, settings);
+    }
+    p.finish()
+}
+
+/// Plans the revert when the session is being deleted: release if anything of ours is there.
+pub fn plan_cleanup(session: &DebugSession, obs: &Observed, now: Timestamp) -> Plan {
+    let mut p = Planner::new(session, now);
+    match &obs.workload {
+        Some(w) if w.is_managed_by(&p.manager()) => {
+            p.action = WorkloadAction::Release;
+            p.note(
+                false,
+                reason::REVERTED,
+                format!("session deleted: reverted {}", p.target_ref()),
+            );
+        }
+        _ => {}
+    }
+    p.finish()
+}
+
+/// The status while a failed revert is retried: the workload still carries the shell.
+pub fn reverting(planned: &DebugSessionStatus, error: &str) -> DebugSessionStatus {
+    DebugSessionStatus {
+        phase: Some(Phase::Reverting),
+        message: Some(format!("reverting failed, retrying: {error}")),
+        ..planned.clone()
+    }
+}
+
+/// The status of a session whose very first reconcile failed before it could plan: Pending,
+/// with the error as the reason to wait.
+pub fn retrying(session: &DebugSession, error: &str, now: Timestamp) -> DebugSessionStatus {
+    let mut p = Planner::new(session, now);
+    let message = format!("waiting to retry: {error}");
+    p.set_phase(Phase::Pending, message.clone());
+    p.condition(condition::READY, false, reason::RETRYING, &message);
+    p.finish().status
+}
+
+struct Planner<'a> {
+    session: &'a DebugSession,
+    now: Timestamp,
+    status: DebugSessionStatus,
+    action: WorkloadAction,
+    authorize: bool,
+    notes: Vec<Note>,
+    requeue: Option<Duration>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(session: &'a DebugSession, now: Timestamp) -> Self {
+        Planner {
+            session,
+            now,
+            status: session.status.clone().unwrap_or_default(),
+            action: WorkloadAction::None,
+            authorize: false,
+            notes: Vec::new(),
+            requeue: None,
+        }
+    }
+
+    fn manager(&self) -> String {
+        let m = &self.session.metadata;
+        crate::api::session_manager(
+            m.namespace.as_deref().unwrap_or_default(),
+            m.name.as_deref().unwrap_or_default(),
+        )
+    }
+
+    fn name(&self) -> &str {
+        self.session.metadata.name.as_deref().unwrap_or_default()
+    }
+
+    fn namespace(&self) -> &str {
+        self.session
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or_default()
+    }
+
+    /// The target in force: the resolved one once started, else the spec's.
+    fn target(&self) -> (TargetKind, String) {
+        crate::api::target_in_force(Some(&self.status), &self.session.spec)
+    }
+
+    fn target_ref(&self) -> String {
+        let (kind, name) = self.target();
+        format!("{kind}/{name}")
+    }
+
+    fn note(&mut self, warning: bool, reason: &'static str, message: impl Into<String>) {
+        self.notes.push(Note {
+            warning,
+            reason,
+            message: message.into(),
+            action: None,
+        });
+    }
+
+    fn generation(&self) -> Option<i64> {
+        self.session.metadata.generation
+    }
+
+    fn condition(&mut self, type_: &str, ok: bool, reason: &str, message: &str) {
+        let (generation, now) = (self.generation(), self.now);
+        conditions::set(
+            &mut self.status.conditions,
+            type_,
+            ok,
+            reason,
+            message,
+            generation,
+            now,
+        );
+    }
+
+    fn phase(&self) -> Option<Phase> {
+        self.status.phase
+    }
+
+    fn set_phase(&mut self, phase: Phase, message: impl Into<String>) {
+        self.status.phase = Some(phase);
+        self.status.message = Some(message.into());
+    }
+
+    fn fail(&mut self, invalid: Invalid) {
+        let changed = self.phase() != Some(Phase::Failed)
+            || conditions::get(&self.status.conditions, condition::READY)
+                .map(|c| c.reason.as_str())
+                != Some(invalid.reason);
+        self.set_phase(Phase::Failed, invalid.message.clone());
+        self.condition(condition::READY, false, invalid.reason, &invalid.message);
+        if self.status.started_at.is_none() {
+            self.condition(
+                condition::REVERTED,
+                true,
+                reason::NOTHING_TO_REVERT,
+                "the workload was never changed",
+            );
+        }
+        if changed {
+            self.note(true, invalid.reason, invalid.message);
+        }
+    }
+
+    fn finish(self) -> Plan {
+        let mut status = self.status;
+        status.observed_generation = self.session.metadata.generation;
+        if status.target_ref.is_none() {
+            let t = &self.session.spec.target;
+            status.target_ref = Some(format!("{}/{}", t.kind, t.name));
+        }
+        Plan {
+            action: self.action,
+            authorize: self.authorize,
+            status,
+            notes: self.notes,
+            requeue: self.requeue,
+        }
+    }
+}
+
+fn until(now: Timestamp, t: Timestamp) -> Duration {
+    Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO) + Duration::from_millis(100)
+}
+
+mod rollout;
+use rollout::drift;
+mod running;
+mod start;
+#[cfg(test)]
+mod tests;

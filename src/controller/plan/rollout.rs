@@ -1,0 +1,145 @@
+//! The rollout of the shell to the pods, and drift of the workload away from it.
+
+use super::*;
+
+impl Planner<'_> {
+    /// The name of the shell container the spec asks for.
+    pub(super) fn shell_name(&self) -> String {
+        self.session
+            .spec
+            .shell
+            .as_ref()
+            .and_then(|s| s.container_name.clone())
+            .unwrap_or_else(|| crate::session::settings::DEFAULT_CONTAINER_NAME.to_string())
+    }
+
+    pub(super) fn rollout(
+        &mut self,
+        workload: &Workload,
+        pods: &[Pod],
+        shell: &str,
+        expires: Timestamp,
+    ) {
+        let ns = self.namespace().to_string();
+        let mut carrying = Vec::new();
+        let mut lacking = Vec::new();
+        for pod in pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+        {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let has_shell = pod
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.containers.iter().any(|c| c.name == shell));
+            if !has_shell {
+                lacking.push(name);
+                continue;
+            }
+            let ready = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.name == shell))
+                .is_some_and(|c| c.ready);
+            let attach = format!("kubectl attach -it -n {ns} {name} -c {shell}");
+            carrying.push(SessionPod {
+                name,
+                ready,
+                attach,
+            });
+        }
+        carrying.sort_by(|a, b| a.name.cmp(&b.name));
+        lacking.sort();
+        let ready = carrying.iter().filter(|p| p.ready).count();
+        let desired = workload.desired.max(0) as usize;
+        self.status.ready_pods = Some(format!("{ready}/{desired}"));
+        let first_attach = carrying.iter().find(|p| p.ready).map(|p| p.attach.clone());
+        self.status.pods = carrying;
+        let target = self.target_ref();
+        let complete = desired > 0
+            && ready >= desired
+            && lacking.is_empty()
+            && (workload.on_delete || workload.rolled_out);
+        let poll = if complete { POLL_ACTIVE } else { POLL_APPLYING };
+        let next = poll.min(until(self.now, expires));
+        self.requeue = Some(self.requeue.map_or(next, |r| r.min(next)));
+        if complete {
+            let message = format!(
+                "{ready}/{desired} pods carry a ready debug shell; attach with: {}",
+                first_attach.unwrap_or_default()
+            );
+            if self.phase() != Some(Phase::Active) {
+                self.note(false, reason::ACTIVE, message.clone());
+            }
+            self.set_phase(Phase::Active, message.clone());
+            self.condition(condition::READY, true, reason::SHELL_READY, &message);
+            return;
+        }
+        let (why, message) = if desired == 0 {
+            (
+                reason::NO_PODS,
+                format!("{target} has 0 pods: scale it up to get a pod with the debug shell"),
+            )
+        } else if workload.on_delete && !lacking.is_empty() {
+            (
+                reason::WAITING_FOR_POD_DELETION,
+                format!(
+                    "{target} uses updateStrategy OnDelete, so its pods never roll by themselves: delete them to get the debug shell (kubectl delete pod -n {ns} {})",
+                    lacking.join(" ")
+                ),
+            )
+        } else {
+            (
+                reason::ROLLING_OUT,
+                format!(
+                    "waiting for the pods of {target} to roll: {ready}/{desired} carry a ready debug shell"
+                ),
+            )
+        };
+        let reason_changed = conditions::get(&self.status.conditions, condition::READY)
+            .is_none_or(|c| c.reason != why);
+        if reason_changed && why != reason::ROLLING_OUT {
+            self.note(true, why, message.clone());
+        }
+        self.set_phase(Phase::Applying, message.clone());
+        self.condition(condition::READY, false, why, &message);
+    }
+}
+
+/// What is missing from the workload that the session put there, if anything.
+pub(super) fn drift(workload: &Workload, shell: &Container, session: &str) -> Option<String> {
+    let target = format!(
+        "{}/{}",
+        workload.kind.map(|k| k.as_str()).unwrap_or("workload"),
+        workload.name
+    );
+    let spec = workload.template.spec.clone().unwrap_or_default();
+    let Some(found) = spec.containers.iter().find(|c| c.name == shell.name) else {
+        return Some(format!(
+            "container {} was removed from {target}",
+            shell.name
+        ));
+    };
+    if shell.image.is_some() && found.image != shell.image {
+        return Some(format!(
+            "the image of {} in {target} was changed to {}",
+            shell.name,
+            found.image.clone().unwrap_or_default()
+        ));
+    }
+    if spec.share_process_namespace != Some(true) {
+        return Some(format!("shareProcessNamespace was turned off in {target}"));
+    }
+    if workload
+        .annotations
+        .get(HOLDER_ANNOTATION)
+        .map(String::as_str)
+        != Some(session)
+    {
+        return Some(format!(
+            "the {HOLDER_ANNOTATION} annotation was removed from {target}"
+        ));
+    }
+    None
+}

@@ -1,0 +1,294 @@
+//! Planning a running session: the target it changed, new spec generations, expiry.
+
+use super::*;
+
+impl Planner<'_> {
+    pub(super) fn plan_running(&mut self, obs: &Observed, settings: &Settings) {
+        let spec = &self.session.spec;
+        let resolved = self.status.target.clone();
+        // The target is fixed once started.
+        let wanted = (spec.target.kind, spec.target.name.as_str());
+        match &resolved {
+            Some(t) if (t.kind, t.name.as_str()) != wanted => {
+                let message = format!(
+                    "spec.target changed to {}/{} after the session started; {}/{} stays the target",
+                    wanted.0, wanted.1, t.kind, t.name
+                );
+                if conditions::get(&self.status.conditions, condition::TARGET_LOCKED).is_none() {
+                    self.note(true, reason::TARGET_CHANGE_REFUSED, message.clone());
+                }
+                self.condition(
+                    condition::TARGET_LOCKED,
+                    true,
+                    reason::TARGET_CHANGE_REFUSED,
+                    &message,
+                );
+            }
+            _ => conditions::remove(&mut self.status.conditions, condition::TARGET_LOCKED),
+        }
+
+        // The workload must still be the one we changed.
+        let workload = match (&obs.workload, &resolved) {
+            (Some(w), Some(t)) if w.uid == t.uid => w,
+            (w, _) => return self.target_gone(w.as_ref()),
+        };
+
+        // A spec generation that has not run yet runs only when it passes every check a start
+        // passes; otherwise the shell of the last accepted generation stays, and so does its
+        // expiry.
+        let fresh = self
+            .status
+            .shell_generation
+            .or(self.status.observed_generation)
+            != self.generation();
+        let accepted = if fresh {
+            match self.check_new_spec(obs, settings, workload) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.refuse_spec(e);
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let started = self
+            .status
+            .started_at
+            .clone()
+            .map(|t| t.0)
+            .unwrap_or(self.now);
+        if let Some((ttl, _)) = &accepted {
+            let expires = started + SignedDuration::try_from(*ttl).unwrap_or(SignedDuration::MAX);
+            self.status.expires_at = Some(Time(expires));
+        }
+        let expires = self
+            .status
+            .expires_at
+            .clone()
+            .map(|t| t.0)
+            .unwrap_or(self.now);
+
+        if self.now >= expires {
+            return self.expire(workload);
+        }
+
+        // The shell that should be in the workload: the new generation's, else the running one's
+        // (rebuilt from the spec when the spec is the one that runs).
+        // A refusal of the spec that already runs (the API server refusing its re-apply, a stamp
+        // that no longer verifies) stops re-applies too.
+        let refused = (fresh && accepted.is_none()) || (!fresh && obs.refusal.is_some());
+        let shell = match (&accepted, refused) {
+            (Some((_, shell)), _) => Some(shell.clone()),
+            (None, false) => validate::shell_container(spec, settings).ok(),
+            (None, true) => None,
+        };
+        let running_name = self
+            .status
+            .shell_container
+            .clone()
+            .unwrap_or_else(|| self.shell_name());
+        let expected = shell.clone().unwrap_or(Container {
+            name: running_name,
+            ..Container::default()
+        });
+        if let Some((_, shell)) = &accepted {
+            self.accept_spec(obs, shell);
+            self.action = WorkloadAction::Apply(Box::new(shell.clone()));
+            self.requeue = Some(POLL_APPLYING.min(until(self.now, expires)));
+        }
+        if let Some(what) = drift(workload, &expected, self.name()) {
+            let message = match &shell {
+                Some(s) => {
+                    self.action = WorkloadAction::Apply(Box::new(s.clone()));
+                    format!("{what}; re-applying the debug shell")
+                }
+                None => format!("{what}; the shell is re-applied once the spec is accepted again"),
+            };
+            let first = conditions::get(&self.status.conditions, condition::READY)
+                .is_none_or(|c| c.reason != reason::DRIFTED);
+            if first {
+                self.note(true, reason::DRIFTED, message.clone());
+            }
+            self.set_phase(Phase::Applying, message.clone());
+            self.condition(condition::READY, false, reason::DRIFTED, &message);
+            self.requeue = Some(POLL_APPLYING.min(until(self.now, expires)));
+            return;
+        }
+        self.rollout(workload, &obs.pods, &expected.name, expires);
+    }
+
+    /// The workload the session changed was deleted, or deleted and recreated. A recreated
+    /// object may carry the shell again (a manifest exported while the session ran, a backup):
+    /// released when the session's field manager owns it, else reported as left behind.
+    pub(super) fn target_gone(&mut self, replaced: Option<&Workload>) {
+        self.status.ended_at = Some(Time(self.now));
+        self.status.pods.clear();
+        let target = self.target_ref();
+        let Some(w) = replaced else {
+            self.condition(
+                condition::REVERTED,
+                true,
+                reason::TARGET_DELETED,
+                "nothing to revert: the changed workload is gone",
+            );
+            return self.fail(Invalid {
+                reason: reason::TARGET_DELETED,
+                message: format!("{target} was deleted while the session ran"),
+            });
+        };
+        let shell = self
+            .status
+            .shell_container
+            .clone()
+            .unwrap_or_else(|| self.shell_name());
+        let has_shell = w.all_container_names().contains(&shell);
+        let held = w.annotations.get(HOLDER_ANNOTATION).map(String::as_str) == Some(self.name());
+        if w.is_managed_by(&self.manager()) {
+            self.action = WorkloadAction::Release;
+            self.condition(
+                condition::REVERTED,
+                true,
+                reason::TARGET_REPLACED,
+                &format!(
+                    "the recreated {target} carried this session's fields again: released them"
+                ),
+            );
+        } else if has_shell || held {
+            let (kind, name) = self.target();
+            let kind = kind.as_str().to_lowercase();
+            let message = format!(
+                "the recreated {target} carries the debug shell (container {shell}, annotation {HOLDER_ANNOTATION}) without this session's field manager, so the operator cannot tell it apart from its owner's fields: remove the container {shell} and the annotation from its manifest, or run kubectl edit -n {} {kind}/{}",
+                self.namespace(),
+                name
+            );
+            self.condition(
+                condition::REVERTED,
+                false,
+                reason::SHELL_LEFT_IN_REPLACED_TARGET,
+                &message,
+            );
+            self.note(true, reason::SHELL_LEFT_IN_REPLACED_TARGET, message);
+        } else {
+            self.condition(
+                condition::REVERTED,
+                true,
+                reason::TARGET_REPLACED,
+                "nothing to revert: the changed workload is gone",
+            );
+        }
+        self.fail(Invalid {
+            reason: reason::TARGET_REPLACED,
+            message: format!("{target} was deleted and recreated while the session ran"),
+        })
+    }
+
+    /// Every check a start passes, for a new spec generation of a running session: TTL, shell,
+    /// stamp and policy (in `obs.refusal`), container names and Pod Security.
+    fn check_new_spec(
+        &self,
+        obs: &Observed,
+        settings: &Settings,
+        workload: &Workload,
+    ) -> Result<(Duration, Container), Invalid> {
+        let spec = &self.session.spec;
+        let validate::Asked { ttl, shell } = validate::resolve(spec, settings)?;
+        if let Some(refusal) = &obs.refusal {
+            return Err(refusal.clone());
+        }
+        let own = self
+            .status
+            .shell_container
+            .clone()
+            .unwrap_or_else(|| crate::session::settings::DEFAULT_CONTAINER_NAME.to_string());
+        validate::against_workload(spec, &shell, workload, Some(&own))?;
+        if let Some(message) =
+            podsecurity::violation(self.namespace(), &obs.namespace_labels, &shell)
+        {
+            return Err(Invalid {
+                reason: reason::POD_SECURITY_VIOLATION,
+                message,
+            });
+        }
+        Ok((ttl, shell))
+    }
+
+    /// Records that the current spec generation is what the workload gets, and by whose stamp.
+    pub(super) fn accept_spec(&mut self, obs: &Observed, shell: &Container) {
+        let generation = self.generation();
+        let previous = self.status.shell_generation;
+        self.status.shell_generation = generation;
+        self.status.shell_container = Some(shell.name.clone());
+        self.authorize = true;
+        let who = obs.stamp.as_ref().map(|s| s.requester.username.clone());
+        self.status.requester = who.clone();
+        let number = generation.unwrap_or_default();
+        let message = match &who {
+            Some(user) => format!("generation {number} applied, stamped by {user}"),
+            None => format!("generation {number} applied (the operator runs without stamps)"),
+        };
+        self.condition(condition::SPEC_APPLIED, true, reason::APPLIED, &message);
+        if previous.is_some() {
+            let changed = obs
+                .stamp
+                .as_ref()
+                .map(|s| s.changed.clone())
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "spec".into());
+            let user = who.unwrap_or_else(|| "an unstamped request".into());
+            self.notes.push(Note {
+                warning: false,
+                reason: reason::SPEC_CHANGED,
+                message: format!("{user} changed {changed} (generation {number}); applying it"),
+                action: Some(format!("ApplyGeneration{number}")),
+            });
+        }
+    }
+
+    /// A new spec generation of a running session that may not run: say why, once.
+    fn refuse_spec(&mut self, e: Invalid) {
+        let generation = self.generation();
+        let running = self
+            .status
+            .shell_generation
+            .or(self.status.observed_generation)
+            .unwrap_or_default();
+        let message = format!(
+            "generation {} is not applied: {}; the shell of generation {running} keeps running",
+            generation.unwrap_or_default(),
+            e.message
+        );
+        let said = conditions::get(&self.status.conditions, condition::SPEC_APPLIED)
+            .is_some_and(|c| c.reason == e.reason && c.observed_generation == generation);
+        if !said {
+            self.note(true, e.reason, message.clone());
+        }
+        if self.status.shell_generation.is_none() {
+            self.status.shell_generation = Some(running);
+        }
+        self.condition(condition::SPEC_APPLIED, false, e.reason, &message);
+    }
+
+    /// The TTL ran out: release the workload and end the session.
+    fn expire(&mut self, workload: &Workload) {
+        let message = format!("TTL ran out: {} reverted", self.target_ref());
+        self.action = if workload.is_managed_by(&self.manager()) {
+            WorkloadAction::Release
+        } else {
+            WorkloadAction::None
+        };
+        self.status.ended_at = Some(Time(self.now));
+        self.status.pods.clear();
+        self.set_phase(Phase::Expired, message.clone());
+        self.condition(
+            condition::READY,
+            false,
+            reason::EXPIRED,
+            "the session expired",
+        );
+        self.condition(condition::REVERTED, true, reason::EXPIRED, &message);
+        let ttl = self.session.spec.ttl.as_deref().unwrap_or("default");
+        self.note(false, reason::EXPIRED, format!("TTL of {ttl} ran out"));
+        self.note(false, reason::REVERTED, message);
+    }
+}
