@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use debugsession_operator::admission::webhook::{self, WebhookState};
+use debugsession_operator::admission::webhook::{self, Rules, WebhookState};
 use debugsession_operator::controller::{self, Context};
 use debugsession_operator::http;
 use debugsession_operator::leader::{Election, LeaseConfig};
@@ -282,10 +282,12 @@ fn spawn_webhook(
     let addr = args.webhook_addr?;
     let state = Arc::new(WebhookState {
         client: ctx.client.clone(),
-        policy: ctx.policy.clone(),
-        settings: ctx.settings.clone(),
-        key,
-        operator_username: args.operator_username.clone(),
+        rules: Rules {
+            policy: ctx.policy.clone(),
+            settings: ctx.settings.clone(),
+            key,
+            operator_username: args.operator_username.clone(),
+        },
     });
     let cert = args.webhook_cert_dir.join("tls.crt");
     let tls_key = args.webhook_cert_dir.join("tls.key");

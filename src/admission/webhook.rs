@@ -39,15 +39,20 @@ use crate::session::validate;
 
 pub use super::tls::serve_tls;
 
-/// What the webhook needs: a client for SubjectAccessReviews and workload reads, the policy, the
-/// settings, the stamp key and the operator's own username.
-pub struct WebhookState {
-    pub client: kube::Client,
+/// What the decisions rest on: the policy, the settings, the stamp key and the operator's own
+/// username.
+pub struct Rules {
     pub policy: Policy,
     pub settings: Settings,
     pub key: Vec<u8>,
     /// The only user that may remove the finalizer of a session that still holds its workload.
     pub operator_username: Option<String>,
+}
+
+/// What the webhook needs: the rules, and a client for SubjectAccessReviews and workload reads.
+pub struct WebhookState {
+    pub client: kube::Client,
+    pub rules: Rules,
 }
 
 /// `POST /mutate` and `POST /validate` (AdmissionReview admission.k8s.io/v1).
@@ -80,7 +85,7 @@ async fn mutate_handler(State(s): State<Arc<WebhookState>>, body: Bytes) -> Resp
         Ok(r) => r,
         Err(m) => return reply(AdmissionResponse::invalid(m)),
     };
-    let resp = mutate(&req, &s.key, Timestamp::now());
+    let resp = mutate(&req, &s.rules.key, Timestamp::now());
     if !resp.allowed {
         tracing::info!(uid = %req.uid, name = %req.name, message = %resp.result.message, "mutation refused");
     }
@@ -92,13 +97,7 @@ async fn validate_handler(State(s): State<Arc<WebhookState>>, body: Bytes) -> Re
         Ok(r) => r,
         Err(m) => return reply(AdmissionResponse::invalid(m)),
     };
-    let v = verdict(
-        &req,
-        &s.policy,
-        &s.settings,
-        &s.key,
-        s.operator_username.as_deref(),
-    );
+    let v = verdict(&req, &s.rules);
     let outcome = match v {
         Verdict::Authorize(q) => {
             let r = authz::check(&s.client, &q.requester, &q.namespace, &q.target).await;
@@ -336,42 +335,30 @@ fn check_spec(
     policy.check(ns, &asked.shell).map_err(|e| e.message)
 }
 
-/// `/validate`, the part that needs no cluster. `operator` is the operator's own username.
-pub fn verdict(
-    req: &Request,
-    policy: &Policy,
-    settings: &Settings,
-    key: &[u8],
-    operator: Option<&str>,
-) -> Verdict {
+/// `/validate`, the part that needs no cluster.
+pub fn verdict(req: &Request, rules: &Rules) -> Verdict {
     if !is_session(req) {
         return Verdict::Allow;
     }
     match req.operation {
         Operation::Create => match req.object.as_ref() {
-            Some(obj) => spec_verdict(req, obj, policy, settings, key),
+            Some(obj) => spec_verdict(req, obj, rules),
             None => Verdict::Deny("the admission request carries no object".into()),
         },
-        Operation::Update => update_verdict(req, policy, settings, key, operator),
+        Operation::Update => update_verdict(req, rules),
         Operation::Delete | Operation::Connect => Verdict::Allow,
     }
 }
 
 /// A create or a spec change: the policy, then a stamp of the very sender over this very spec,
 /// then the sender's own permissions.
-fn spec_verdict(
-    req: &Request,
-    obj: &DynamicObject,
-    policy: &Policy,
-    settings: &Settings,
-    key: &[u8],
-) -> Verdict {
+fn spec_verdict(req: &Request, obj: &DynamicObject, rules: &Rules) -> Verdict {
     let (ns, name) = (namespace(req, obj), name(req, obj));
     let spec = match spec(obj) {
         Ok(s) => s,
         Err(m) => return Verdict::Deny(m),
     };
-    if let Err(m) = check_spec(&ns, &spec, policy, settings) {
+    if let Err(m) = check_spec(&ns, &spec, &rules.policy, &rules.settings) {
         return Verdict::Deny(m);
     }
     if let Err(e) = validate::session_name(&ns, &name) {
@@ -380,7 +367,7 @@ fn spec_verdict(
     // The mutating webhook ran before us: the stamp must be there, valid for this spec, and name
     // the very user who sends this request.
     let who = sender(req);
-    match stamp::verify(key, &ns, &name, &annotations(obj), &spec) {
+    match stamp::verify(&rules.key, &ns, &name, &annotations(obj), &spec) {
         Err(e) => return Verdict::Deny(e.message),
         Ok(stamped) if stamped.requester != who => {
             return Verdict::Deny(format!(
@@ -397,13 +384,8 @@ fn spec_verdict(
     })
 }
 
-fn update_verdict(
-    req: &Request,
-    policy: &Policy,
-    settings: &Settings,
-    key: &[u8],
-    operator: Option<&str>,
-) -> Verdict {
+fn update_verdict(req: &Request, rules: &Rules) -> Verdict {
+    let operator = rules.operator_username.as_deref();
     let (Some(new), Some(old)) = (req.object.as_ref(), req.old_object.as_ref()) else {
         return Verdict::Deny("the admission request lacks the object or the old object".into());
     };
@@ -417,7 +399,7 @@ fn update_verdict(
         }
         // Every spec change (target, TTL up or down, shell) is authorized like a create, for
         // the user who sends it; the mutating webhook re-stamped it for them.
-        return spec_verdict(req, new, policy, settings, key);
+        return spec_verdict(req, new, rules);
     }
     if stamp::changed(&annotations(old), &annotations(new)) {
         return Verdict::Deny(format!(
@@ -535,17 +517,17 @@ mod tests {
         obj
     }
 
+    fn rules(operator: Option<&str>) -> Rules {
+        Rules {
+            policy: Policy::default(),
+            settings: Settings::default(),
+            key: KEY.to_vec(),
+            operator_username: operator.map(String::from),
+        }
+    }
+
     fn decide(req: &Request, authz: Result<(), String>) -> Result<(), String> {
-        finish(
-            verdict(
-                req,
-                &Policy::default(),
-                &Settings::default(),
-                KEY,
-                Some(OPERATOR),
-            ),
-            authz,
-        )
+        finish(verdict(req, &rules(Some(OPERATOR))), authz)
     }
 
     #[test]
@@ -752,13 +734,7 @@ mod tests {
         );
         // The verdict asks exactly the right authz question.
         assert_eq!(
-            verdict(
-                &create(with(web())),
-                &Policy::default(),
-                &Settings::default(),
-                KEY,
-                None
-            ),
+            verdict(&create(with(web())), &rules(None)),
             Verdict::Authorize(AuthzQuery {
                 requester: alice(),
                 namespace: "team".into(),
@@ -786,13 +762,7 @@ mod tests {
     }
 
     fn verdict_of(req: &Request) -> Verdict {
-        verdict(
-            req,
-            &Policy::default(),
-            &Settings::default(),
-            KEY,
-            Some(OPERATOR),
-        )
+        verdict(req, &rules(Some(OPERATOR)))
     }
 
     #[test]
@@ -984,10 +954,7 @@ mod tests {
         >();
         let state = Arc::new(WebhookState {
             client: kube::Client::new(svc, "default"),
-            policy: Policy::default(),
-            settings: Settings::default(),
-            key: KEY.to_vec(),
-            operator_username: None,
+            rules: rules(None),
         });
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
