@@ -3,7 +3,11 @@ chart's ServiceAccount and RBAC (least privilege proven by the scenarios passing
 
 The webhook is off for this install (so insecure.allowUnstamped is on: the scenarios create unstamped sessions):
 the scenarios check the controller's own answers to bad input, which the webhook would refuse earlier at
-admission (tests of the webhook are in test_cluster.py and e2e/tests/admission.rs).
+admission (tests of the webhook are in test_cluster.py and e2e/tests/admission/).
+
+The scenarios are the Rust suite's (e2e/tests/operator/), run with E2E_EXTERNAL_OPERATOR=1: its exit status is the
+verdict. Its output (a line per scenario, its summary) goes to the test's own output, where pytest shows it (with -s as
+it comes, else in the report of a failure); nothing parses it.
 """
 
 from __future__ import annotations
@@ -33,10 +37,10 @@ def installed(cluster, operator_image):
 
 
 def test_core_scenarios_pass_against_the_chart_installed_operator(installed):
-    env = {**os.environ, "E2E_EXTERNAL_OPERATOR": "1"}
+    # Every scenario the suite has without the operator process (no E2E_FILTER).
+    env = {k: v for k, v in os.environ.items() if k != "E2E_FILTER"}
+    env["E2E_EXTERNAL_OPERATOR"] = "1"
     p = subprocess.run(["cargo", "test", "-q", "-p", "debugsession-e2e", "--test", "operator"], cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=1800)
-    lines = [l for l in p.stdout.splitlines() if l.startswith(("OK ", "FAIL ", "SKIP ", "FIGURE ", "summary"))]
-    print("\n".join(lines))
-    assert p.returncode == 0, "\n".join(lines) + "\n" + p.stderr[-3000:] + "\n" + dump_operator_debug(NAMESPACE, SELECTOR)
-    assert any(l.startswith("OK happy-path") for l in lines)
+                       timeout=1800)
+    assert p.returncode == 0, (f"the operator suite failed (exit {p.returncode}; its output is above)\n"
+                               + dump_operator_debug(NAMESPACE, SELECTOR))

@@ -1,0 +1,122 @@
+//! The allowed path: the `full` user gets a shell (stamped with their name), extends it and
+//! changes it; the change is re-stamped for them, applied, and told in an event.
+
+use debugsession_e2e::*;
+
+use crate::sessions::{
+    REQUESTER, cond_is, delete_session, phase_is, session, session_yaml, target, wait_active,
+    wait_event, wait_session,
+};
+use crate::{Run, step};
+
+pub fn allowed_path(run: &mut Run) -> R<()> {
+    step("the allowed path: the full user gets a shell, extends it and changes it");
+    let full = run.user("full");
+    let spec = format!("{}  ttl: 10m\n", target("nginx"));
+    k_in(
+        &session_yaml("allowed", &spec, ""),
+        &["create", "-n", &run.ns, "--as", &full, "-f", "-"],
+    )?;
+    let res = stamped_then_changed(run, &full);
+    // End it while the operator runs, so that it reverts.
+    let _ = delete_session(&run.ns, "allowed", "90s");
+    res
+}
+
+fn stamped_then_changed(run: &Run, full: &str) -> R<()> {
+    let v = wait_active(&run.ns, "allowed").map_err(|e| format!("allowed path: {e}"))?;
+    let who = v["metadata"]["annotations"][REQUESTER]
+        .as_str()
+        .unwrap_or("");
+    ensure(who == full, || {
+        format!("allowed session stamped {who:?}, want {full:?}")
+    })?;
+    println!("  allowed  session Active, stamped with requester {who}");
+    let msg = own_changes(run, "allowed").map_err(|e| format!("allowed path, own changes: {e}"))?;
+    println!("  allowed  own TTL and shell changed: {msg}");
+    Ok(())
+}
+
+/// True when the session runs the shell of its current generation.
+fn applied(v: &Value) -> bool {
+    phase_is(v, "Active")
+        && cond_is(v, "SpecApplied", "True", None)
+        && v["status"]["shellGeneration"].is_i64()
+        && v["status"]["shellGeneration"] == v["metadata"]["generation"]
+}
+
+/// `full` patches their own session `name` (merge patch).
+fn patch_own(run: &Run, name: &str, patch: &str) -> R<String> {
+    let full = run.user("full");
+    k(&[
+        "patch",
+        "-n",
+        &run.ns,
+        "debugsession",
+        name,
+        "--as",
+        &full,
+        "--type",
+        "merge",
+        "-p",
+        patch,
+    ])
+}
+
+/// The allowed path, part two: `full` extends their own running session and changes its shell.
+fn own_changes(run: &Run, name: &str) -> R<String> {
+    let (ns, full) = (&run.ns, run.user("full"));
+    let v = session(ns, name)?;
+    let expires = parse_time(s(&v, "/status/expiresAt"))?;
+    patch_own(run, name, r#"{"spec":{"ttl":"20m"}}"#)?;
+    // Only the expiry counts here: whether a TTL-only generation bumps shellGeneration is the
+    // controller's business; after the shell change below it must.
+    let v = wait_session(ns, name, "expiresAt 10 minutes later", TIMEOUT, |v| {
+        parse_time(s(v, "/status/expiresAt")).is_ok_and(|t| t >= expires + 540.0)
+    })?;
+    let extended = s(&v, "/status/expiresAt").to_string();
+    patch_own(
+        run,
+        name,
+        r#"{"spec":{"shell":{"env":[{"name":"E2E_CHANGED","value":"by-full"}]}}}"#,
+    )?;
+    wait_for("the shell container to carry E2E_CHANGED", TIMEOUT, || {
+        let d = get_json(&["-n", ns, "deployment", "nginx"])?;
+        let shell = shell_of(&d["spec"]["template"])
+            .cloned()
+            .unwrap_or_default();
+        let env = shell["env"].as_array().cloned().unwrap_or_default();
+        ensure(
+            env.iter()
+                .any(|e| e["name"] == "E2E_CHANGED" && e["value"] == "by-full"),
+            || format!("shell container: {shell}"),
+        )
+    })?;
+    let v = wait_session(
+        ns,
+        name,
+        "SpecApplied=True, shellGeneration = generation",
+        TIMEOUT,
+        applied,
+    )?;
+    ensure(
+        v["metadata"]["annotations"][REQUESTER] == full.as_str(),
+        || {
+            format!(
+                "re-stamped for {} instead of {full}",
+                v["metadata"]["annotations"][REQUESTER]
+            )
+        },
+    )?;
+    let ev = wait_event(
+        ns,
+        "DebugSession",
+        name,
+        "SpecChanged",
+        &[&full, "spec.shell"],
+    )?;
+    Ok(format!(
+        "expiresAt moved to {extended}; shell generation {} applied; SpecChanged: {ev}",
+        v["metadata"]["generation"]
+    ))
+}

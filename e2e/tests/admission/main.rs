@@ -1,0 +1,162 @@
+//! End-to-end proof that the operator is no privilege escalation path (issue 5), and that a
+//! session acts only for the people who asked for it (issue 8): the admission webhook served by
+//! the operator stamps the requester (and a digest of the spec) at every create and spec change,
+//! checks the policy and the sender's own RBAC, and the controller applies only stamped specs.
+//!
+//! Run: `cargo build -p debugsession-operator --bin debugsession-operator &&
+//! cargo test -p debugsession-e2e --test admission`. Env: DEBUGSESSION_OPERATOR_BIN overrides the
+//! operator binary; E2E_KEEP=1 keeps everything on failure.
+//!
+//! The suite makes a CA and a serving certificate for 127.0.0.1 (e2e/admission/make-certs.sh),
+//! starts the operator with its webhook listener, registers Mutating/ValidatingWebhookConfigurations
+//! that call `https://127.0.0.1:<port>/mutate|/validate` for namespaces labelled with this run's id,
+//! and tries a table of forbidden requests as impersonated users with ordinary RBAC. Each must be
+//! refused with a clear message (or be undone by the controller) and leave every workload as it
+//! was: the untouched ones untouched, the one a session of the `full` user holds exactly as that
+//! session left it. Then the allowed path must work end to end, including `full` changing their own
+//! session.
+//!
+//! The scenarios run one after the other (each needs what the ones before left), by topic:
+//! - [`install`]: certificates, namespaces, workloads, users (the setup), and the cleanup;
+//! - [`webhook`]: the operator with its webhook, and the webhook configurations;
+//! - [`create`]: sessions created by the wrong people or against the policy;
+//! - [`victims`]: the `full` user's running and pending sessions, which the next rows attack;
+//! - [`updates`]: an `editor` (sessions role only, like debugsession-edit) or a user without
+//!   exec or patch rights changing a session of `full`;
+//! - [`finalizer`]: finalizers stripped by the editor, or by the admin behind the operator's back
+//!   (running, frozen and stopped);
+//! - [`stamps`]: copied stamps, spec edits slipped past deleted webhook configurations, an
+//!   operator without a stamp key;
+//! - [`allowed`]: the allowed path.
+
+mod allowed;
+mod create;
+mod finalizer;
+mod install;
+mod rows;
+mod sessions;
+mod stamps;
+mod updates;
+mod victims;
+mod webhook;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use debugsession_e2e::*;
+
+use sessions::Snapshot;
+
+/// The state of one run of the suite, handed from scenario to scenario.
+pub struct Run {
+    id: String,
+    ns: String,
+    denied_ns: String,
+    dir: PathBuf,
+    port: u16,
+    ca_b64: String,
+    op: Option<Operator>,
+    log: PathBuf,
+    /// The harness's own user, as the webhook stamps it: the operator runs with these credentials,
+    /// so it is the operator's username (--operator-username).
+    operator_user: String,
+    /// Deployment in kube-system that a session there names as its target.
+    ks_deploy: String,
+    /// Workloads no request may change, with their generation before any request.
+    watched: Vec<(String, String, i64)>,
+    /// Deployments before any session: the orphan cases must bring them back to this.
+    pre_session: BTreeMap<String, Snapshot>,
+    /// The victim deployment while RUNNING is Active: every forbidden request must leave it so.
+    held: Option<Snapshot>,
+    /// Forbidden requests tried and refused so far.
+    tried: usize,
+    refused: usize,
+    /// How workloads changed that no request may change.
+    changed: Vec<String>,
+}
+
+impl Run {
+    fn new() -> Run {
+        let id = format!("{}", std::process::id());
+        let dir = root().join(format!("target/e2e-admission/{id}"));
+        Run {
+            ns: format!("adm-e2e-{id}"),
+            denied_ns: format!("adm-e2e-denied-{id}"),
+            ks_deploy: format!("adm-e2e-{id}"),
+            id,
+            port: free_port(),
+            ca_b64: String::new(),
+            op: None,
+            log: dir.join("operator.log"),
+            dir,
+            operator_user: String::new(),
+            watched: Vec::new(),
+            pre_session: BTreeMap::new(),
+            held: None,
+            tried: 0,
+            refused: 0,
+            changed: Vec::new(),
+        }
+    }
+
+    fn user(&self, role: &str) -> String {
+        format!("adm-{role}-{}", self.id)
+    }
+
+    /// The suite's verdict on the forbidden requests.
+    fn tally(&self) -> String {
+        format!(
+            "{} forbidden requests tried, {} refused, {} workloads changed",
+            self.tried,
+            self.refused,
+            self.changed.len()
+        )
+    }
+}
+
+/// A step of the setup, printed.
+fn step(msg: &str) {
+    println!("  .. {msg}");
+}
+
+fn main() -> ExitCode {
+    let runner = Runner::new();
+    let mut run = Run::new();
+    if runner.setup(|| install::install(&mut run)).is_some() {
+        scenarios(&runner, &mut run);
+    }
+    if !runner.failed().is_empty() && env_flag("E2E_KEEP") {
+        println!("E2E_KEEP=1: leaving namespaces, webhooks and the operator log in place");
+        webhook::stop_operator(&mut run);
+    } else {
+        install::cleanup(&mut run);
+    }
+    println!("operator log: {}", run.log.display());
+    runner.finish(&format!("; {}", run.tally()))
+}
+
+/// The scenarios, in the order their state needs.
+fn scenarios(runner: &Runner, run: &mut Run) {
+    runner.run("create", || rows::attempt(run, create::rows()));
+    if runner.run("victims", || victims::start(run)).is_some() {
+        runner.run("updates", || rows::attempt(run, updates::rows()));
+        runner.run("finalizer", || rows::attempt(run, finalizer::rows()));
+        runner.run("stamps", || rows::attempt(run, stamps::rows()));
+        runner.run("orphans", || rows::attempt(run, finalizer::orphan_rows()));
+        runner.run("victims-intact", || victims::intact_then_release(run));
+    } else {
+        for name in [
+            "updates",
+            "finalizer",
+            "stamps",
+            "orphans",
+            "victims-intact",
+        ] {
+            runner.skip(name, "the victim sessions did not start");
+        }
+    }
+    runner.run("stamp-required", || rows::attempt(run, stamps::late_rows()));
+    runner.run("workloads-untouched", || victims::workloads_untouched(run));
+    runner.run("allowed-path", || allowed::allowed_path(run));
+}
