@@ -9,6 +9,7 @@
 
 pub mod act;
 pub mod apply;
+pub mod backoff;
 pub mod conditions;
 pub mod context;
 pub mod observe;

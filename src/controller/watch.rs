@@ -13,6 +13,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tracing::info;
 
+use super::backoff::WatchBackoff;
 use super::{Context, error_policy, reconcile, sweep};
 use crate::api::{DebugSession, TargetKind};
 
@@ -24,7 +25,8 @@ pub async fn run(
 ) {
     let client = ctx.client.clone();
     let sessions = Api::<DebugSession>::all(client.clone());
-    let controller = Controller::new(sessions, watcher::Config::default().any_semantic());
+    let controller = Controller::new(sessions, watcher::Config::default().any_semantic())
+        .trigger_backoff(WatchBackoff::default());
     let store = controller.store();
     let wc = || watcher::Config::default().any_semantic();
     let controller = controller

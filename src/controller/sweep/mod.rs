@@ -35,6 +35,7 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::backoff::WatchBackoff;
 use crate::api::{DebugSession, TargetKind, session_manager};
 use crate::controller::apply::{self, WorkloadRef};
 use crate::{Error, Result};
@@ -261,7 +262,7 @@ fn deleted_sessions(client: &Client) -> BoxStream<'static, Input> {
         Api::<DebugSession>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
-    .default_backoff()
+    .backoff(WatchBackoff::default())
     .filter_map(|res| async move {
         match res {
             Ok(Watched::Delete(s)) => {
@@ -284,7 +285,7 @@ where
         Api::<PartialObjectMeta<K>>::all(client.clone()),
         watcher::Config::default().any_semantic(),
     )
-    .default_backoff()
+    .backoff(WatchBackoff::default())
     .map(move |res| {
         let ev = res.map(|ev| match ev {
             Watched::Apply(o) => Watched::Apply(o.metadata),
