@@ -9,11 +9,11 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY e2e/Cargo.toml e2e/Cargo.toml
 # (every target named in the manifests needs a file, so the e2e suites get stubs too)
-RUN mkdir -p src/bin e2e/src e2e/tests/operator e2e/tests/admission \
+RUN mkdir -p src/bin e2e/src e2e/tests/operator e2e/tests/admission e2e/tests/faults \
  && echo 'fn main() {}' > src/main.rs \
  && echo 'fn main() {}' > src/bin/crdgen.rs \
  && touch src/lib.rs e2e/src/lib.rs \
- && for t in operator/main admission/main faults; do echo 'fn main() {}' > "e2e/tests/$t.rs"; done \
+ && for t in operator/main admission/main faults/main; do echo 'fn main() {}' > "e2e/tests/$t.rs"; done \
  && cargo build --release --locked --bin debugsession-operator \
  && rm -rf src e2e/src e2e/tests
 COPY src src
