@@ -68,6 +68,18 @@ fn shell() -> Container {
     .unwrap()
 }
 
+/// Session `team/dbg` takes workload `web` of `kind` with the default shell.
+async fn take(client: &Client, kind: TargetKind) -> debugsession_operator::Result<()> {
+    apply::take(
+        client,
+        &target(kind),
+        "debugsession/team/dbg",
+        "dbg",
+        &shell(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn apply_dry_runs_then_takes_the_workload_then_forces_the_shell_fields() {
     let (client, mut handle) = mock();
@@ -77,15 +89,7 @@ async fn apply_dry_runs_then_takes_the_workload_then_forces_the_shell_fields() {
         let full = next(&mut handle, 200, deployment()).await;
         (dry, hold, full)
     });
-    apply::take(
-        &client,
-        &target(TargetKind::Deployment),
-        "debugsession/team/dbg",
-        "dbg",
-        &shell(),
-    )
-    .await
-    .unwrap();
+    take(&client, TargetKind::Deployment).await.unwrap();
     let (dry, hold, full) = server.await.unwrap();
 
     assert_eq!(dry.method, Method::PATCH);
@@ -133,15 +137,7 @@ async fn a_held_workload_is_reported_as_taken_and_nothing_else_is_sent() {
         next(&mut handle, 409, conflict).await;
         handle
     });
-    let err = apply::take(
-        &client,
-        &target(TargetKind::StatefulSet),
-        "debugsession/team/dbg",
-        "dbg",
-        &shell(),
-    )
-    .await
-    .unwrap_err();
+    let err = take(&client, TargetKind::StatefulSet).await.unwrap_err();
     assert!(matches!(err, Error::Taken(_)), "{err}");
     let mut handle = server.await.unwrap();
     drop(client);
@@ -201,15 +197,7 @@ async fn a_shell_the_dry_run_refuses_takes_nothing() {
         let dry = next(&mut handle, 422, invalid()).await;
         (dry, handle)
     });
-    let err = apply::take(
-        &client,
-        &target(TargetKind::Deployment),
-        "debugsession/team/dbg",
-        "dbg",
-        &shell(),
-    )
-    .await
-    .unwrap_err();
+    let err = take(&client, TargetKind::Deployment).await.unwrap_err();
     assert!(matches!(err, Error::Rejected(_)), "{err}");
     assert!(
         err.to_string()
@@ -233,15 +221,7 @@ async fn a_refused_real_apply_gives_the_hold_back_in_the_same_call() {
         next(&mut handle, 422, invalid()).await; // the real apply is refused
         next(&mut handle, 200, deployment()).await // release
     });
-    let err = apply::take(
-        &client,
-        &target(TargetKind::Deployment),
-        "debugsession/team/dbg",
-        "dbg",
-        &shell(),
-    )
-    .await
-    .unwrap_err();
+    let err = take(&client, TargetKind::Deployment).await.unwrap_err();
     assert!(matches!(err, Error::Rejected(_)), "{err}");
     let release = server.await.unwrap();
     assert_eq!(release.query, "&fieldManager=debugsession%2Fteam%2Fdbg");
