@@ -62,15 +62,28 @@ pub fn writer_during_apply(suite: &Suite) {
     f.prepare();
     f.prepare_wait();
     f.step("writer during apply", |f| {
+        // The writer runs from the create until the shell is in the template (the operator's
+        // apply went through it); then the rollout may finish: a writer that never stops starves
+        // the Deployment controller's own status updates, which is not what this row measures.
         let w = start_writer(&f.ns.name, TARGET);
         let res = (|| -> R<()> {
             f.ns.session(&f.session, TARGET, NO_EXPIRY)?;
-            f.ns.wait_active(&f.session, LONG)?;
-            Ok(())
+            wait_for("the shell in the pod template", LONG, || {
+                let d = f.ns.deployment(TARGET)?;
+                ensure(has_shell(&d["spec"]["template"]), || {
+                    "no shell in the template yet".to_string()
+                })
+            })
         })();
         let writes = w.finish();
         res?;
-        count_writes(f, writes, "from the create to Active", "the apply")?;
+        f.ns.wait_active(&f.session, LONG)?;
+        count_writes(
+            f,
+            writes,
+            "from the create to the applied shell",
+            "the apply",
+        )?;
         f.ns.assert_applied(TARGET, &f.session)?;
         f.ns.delete_session(&f.session)
     });
