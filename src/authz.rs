@@ -156,6 +156,7 @@ mod tests {
             kind: TargetKind::StatefulSet,
             name: "db".into(),
             container: None,
+            pod: None,
         };
         let v = serde_json::to_value(review(&r, "team", &workload_patch(&target))).unwrap();
         assert_eq!(

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ManagedFieldsEntry};
 use kube::Client;
 use kube::api::{Api, ObjectMeta};
@@ -196,6 +196,29 @@ impl From<DaemonSet> for Workload {
     }
 }
 
+impl From<Pod> for Workload {
+    /// A bare Pod as a workload of one: its own spec is the template, and it is "rolled out"
+    /// as it is (a Pod's containers cannot change).
+    fn from(p: Pod) -> Self {
+        let template = PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: p.metadata.labels.clone(),
+                ..ObjectMeta::default()
+            }),
+            spec: p.spec,
+        };
+        let mut w = base(
+            TargetKind::Pod,
+            p.metadata,
+            template,
+            LabelSelector::default(),
+        );
+        w.desired = 1;
+        w.rolled_out = true;
+        w
+    }
+}
+
 /// Reads a workload; `Ok(None)` when it does not exist.
 pub async fn fetch(
     client: &Client,
@@ -213,6 +236,10 @@ pub async fn fetch(
             .await
             .map(|o| o.map(Workload::from)),
         TargetKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), namespace)
+            .get_opt(name)
+            .await
+            .map(|o| o.map(Workload::from)),
+        TargetKind::Pod => Api::<Pod>::namespaced(client.clone(), namespace)
             .get_opt(name)
             .await
             .map(|o| o.map(Workload::from)),

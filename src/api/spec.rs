@@ -50,6 +50,120 @@ pub struct DebugSessionSpec {
     /// The debug shell container. Every field is optional.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Shell>,
+
+    /// How the shell gets in: `Patch` (into the pod template; the default for Deployments,
+    /// StatefulSets and DaemonSets), `Copy` (a standalone copy of a pod; the workload is not
+    /// touched) or `Ephemeral` (an ephemeral container in running pods; the default for Pods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+
+    /// The security profile of the shell, with `kubectl debug --profile`'s meaning: `general`
+    /// (the default), `baseline`, `restricted`, `netadmin` or `sysadmin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+
+    /// Options of the `Copy` mode; refused with any other mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyOptions>,
+}
+
+/// How the shell gets into the target.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+pub enum Mode {
+    /// The shell container and `shareProcessNamespace` are applied to the pod template; the
+    /// workload rolls, and rolls back at the end.
+    Patch,
+    /// A standalone Pod copied from the target's pod template (or from one of its pods) with the
+    /// shell added, owned by the session and deleted when it ends.
+    Copy,
+    /// An ephemeral container in the target pod (or each pod of the workload), whose command
+    /// ends when the session expires.
+    Ephemeral,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Patch => "Patch",
+            Mode::Copy => "Copy",
+            Mode::Ephemeral => "Ephemeral",
+        }
+    }
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A security profile, as `kubectl debug --profile`.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// `SYS_PTRACE`, so the shell can inspect the app's processes.
+    General,
+    /// Nothing added: what Pod Security `baseline` allows.
+    Baseline,
+    /// Non-root, all capabilities dropped, no privilege escalation, seccomp `RuntimeDefault`.
+    Restricted,
+    /// `NET_ADMIN` and `NET_RAW`.
+    Netadmin,
+    /// A privileged container.
+    Sysadmin,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 5] = [
+        Profile::General,
+        Profile::Baseline,
+        Profile::Restricted,
+        Profile::Netadmin,
+        Profile::Sysadmin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::General => "general",
+            Profile::Baseline => "baseline",
+            Profile::Restricted => "restricted",
+            Profile::Netadmin => "netadmin",
+            Profile::Sysadmin => "sysadmin",
+        }
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the `Copy` mode builds its pod.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyOptions {
+    /// Keep the source's labels (by default they are stripped, so that no Service sends the copy
+    /// traffic and no controller adopts it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_labels: Option<bool>,
+    /// Keep the source's annotations (stripped by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_annotations: Option<bool>,
+    /// Keep liveness, readiness and startup probes (stripped by default, so that a paused
+    /// process is not restarted under you).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_probes: Option<bool>,
+    /// Leave out the init containers (kept by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_init_containers: Option<bool>,
+    /// Run the copy on the node of the source pod (needs `target.pod` or a Pod target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_node: Option<bool>,
+    /// Images to change in the copy: container name to image, as `kubectl debug --set-image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 16))]
+    pub set_image: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The longest string the spec accepts where no tighter bound is set (env values, command and
@@ -107,6 +221,8 @@ pub enum TargetKind {
     Deployment,
     StatefulSet,
     DaemonSet,
+    /// A bare Pod: `Copy` or `Ephemeral` mode only.
+    Pod,
 }
 
 impl TargetKind {
@@ -115,6 +231,23 @@ impl TargetKind {
             TargetKind::Deployment => "Deployment",
             TargetKind::StatefulSet => "StatefulSet",
             TargetKind::DaemonSet => "DaemonSet",
+            TargetKind::Pod => "Pod",
+        }
+    }
+
+    /// The API group of the kind (`apps`, or the core group for Pods).
+    pub fn group(self) -> &'static str {
+        match self {
+            TargetKind::Pod => "",
+            _ => "apps",
+        }
+    }
+
+    /// The mode a session gets when it names none.
+    pub fn default_mode(self) -> Mode {
+        match self {
+            TargetKind::Pod => Mode::Ephemeral,
+            _ => Mode::Patch,
         }
     }
 
@@ -124,6 +257,7 @@ impl TargetKind {
             TargetKind::Deployment => "deployments",
             TargetKind::StatefulSet => "statefulsets",
             TargetKind::DaemonSet => "daemonsets",
+            TargetKind::Pod => "pods",
         }
     }
 }
@@ -138,7 +272,7 @@ impl std::fmt::Display for TargetKind {
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
-    /// Kind of the workload: Deployment, StatefulSet or DaemonSet.
+    /// Kind of the workload: Deployment, StatefulSet, DaemonSet or Pod.
     pub kind: TargetKind,
     /// Name of the workload in the session's namespace.
     #[schemars(length(min = 1, max = 253))]
@@ -148,6 +282,11 @@ pub struct Target {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub container: Option<String>,
+    /// One pod of the workload: the pod to copy (`Copy`) or the one pod that gets the ephemeral
+    /// shell (`Ephemeral`; without it every pod of the workload gets one). Refused with `Patch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub pod: Option<String>,
 }
 
 /// The debug shell container added to the pod template.

@@ -174,4 +174,18 @@ pub mod reason {
     pub const FOREIGN_HOLDER: &str = "ForeignHolder";
     pub const SHELL_LEFT_IN_REPLACED_TARGET: &str = "ShellLeftInReplacedTarget";
     pub const RETRYING: &str = "Retrying";
+    /// The mode cannot act on the target (Patch on a bare Pod).
+    pub const MODE_NOT_SUPPORTED: &str = "ModeNotSupported";
+    /// The operator runs with the mode switched off.
+    pub const MODE_DISABLED: &str = "ModeDisabled";
+    /// Options that do not belong to the chosen mode, or name what the source lacks.
+    pub const INVALID_OPTIONS: &str = "InvalidOptions";
+    /// `target.pod` names no pod of the workload.
+    pub const POD_NOT_FOUND: &str = "PodNotFound";
+    /// The profile is not in the operator's `allowedProfiles`.
+    pub const PROFILE_NOT_ALLOWED: &str = "ProfileNotAllowed";
+    /// An ephemeral shell's command ended with the session (it stays in the pod spec).
+    pub const SHELL_EXITED: &str = "ShellExited";
+    /// The session's copy of the pod was deleted while the session ran.
+    pub const COPY_DELETED: &str = "CopyDeleted";
 }

@@ -231,7 +231,11 @@ mod tests {
                 kind: TargetKind::Deployment,
                 name: "web".into(),
                 container: None,
+                pod: None,
             },
+            mode: None,
+            profile: None,
+            copy: None,
             ttl: None,
             shell: Some(Shell {
                 image: image.map(String::from),

@@ -300,7 +300,11 @@ mod tests {
                 kind: TargetKind::Deployment,
                 name: "web".into(),
                 container: None,
+                pod: None,
             },
+            mode: None,
+            profile: None,
+            copy: None,
             ttl: Some("15m".into()),
             shell: None,
         }

@@ -283,7 +283,11 @@ mod tests {
                 kind: TargetKind::Deployment,
                 name: "web".into(),
                 container: None,
+                pod: None,
             },
+            mode: None,
+            profile: None,
+            copy: None,
             ttl: ttl.map(String::from),
             shell,
         }

@@ -205,6 +205,7 @@ fn create_decisions() {
         kind: TargetKind::Deployment,
         name: "web".into(),
         container: None,
+        pod: None,
     };
     let patch_denied = Err(authz::missing_patch(&alice(), "team", &target));
     let with = |spec: Value| stamped("s", spec, &alice());

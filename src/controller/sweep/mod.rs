@@ -190,6 +190,7 @@ async fn live_meta(
         TargetKind::Deployment => get::<Deployment>(client, ns, name).await,
         TargetKind::StatefulSet => get::<StatefulSet>(client, ns, name).await,
         TargetKind::DaemonSet => get::<DaemonSet>(client, ns, name).await,
+        TargetKind::Pod => get::<k8s_openapi::api::core::v1::Pod>(client, ns, name).await,
     }
 }
 
