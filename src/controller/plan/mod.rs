@@ -1,5 +1,9 @@
 //! Pure planning: given a session, what was observed in the cluster and the clock, decide what to
 //! do to the workload, the next status, the events to record and when to look again.
+//!
+//! The decisions live in [`start`] (a session that has not started) and [`running`] (one that
+//! has), with [`rollout`] reading the pods; each records [`Step`]s, which [`render`] turns into
+//! phase, conditions and Events.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,7 +15,7 @@ use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use super::conditions;
 use crate::api::{
     DebugSession, DebugSessionStatus, HOLDER_ANNOTATION, Phase, ResolvedTarget, SessionPod,
-    TargetKind, condition, reason,
+    TargetKind, reason,
 };
 use crate::session::podsecurity;
 use crate::session::settings::Settings;
@@ -101,10 +105,9 @@ const POLL_FOREIGN: Duration = Duration::from_secs(30);
 /// Plans one reconcile of a live (not deleted) session.
 pub fn plan(session: &DebugSession, obs: &Observed, settings: &Settings, now: Timestamp) -> Plan {
     let mut p = Planner::new(session, now);
-    let status = p.status.clone();
-    let phase = status.phase.unwrap_or(Phase::Pending);
-    let never_started = status.started_at.is_none();
-    let spec_changed = status.observed_generation != session.metadata.generation;
+    let phase = p.status.phase.unwrap_or(Phase::Pending);
+    let never_started = p.status.started_at.is_none();
+    let spec_changed = p.status.observed_generation != session.metadata.generation;
 
     if phase.is_terminal() && !(phase == Phase::Failed && never_started && spec_changed) {
         // Ended: nothing left but making sure the workload carries nothing of ours.
@@ -128,16 +131,11 @@ pub fn plan(session: &DebugSession, obs: &Observed, settings: &Settings, now: Ti
 /// Plans the revert when the session is being deleted: release if anything of ours is there.
 pub fn plan_cleanup(session: &DebugSession, obs: &Observed, now: Timestamp) -> Plan {
     let mut p = Planner::new(session, now);
-    match &obs.workload {
-        Some(w) if w.is_managed_by(&p.manager()) => {
-            p.action = WorkloadAction::Release;
-            p.note(
-                false,
-                reason::REVERTED,
-                format!("session deleted: reverted {}", p.target_ref()),
-            );
-        }
-        _ => {}
+    if let Some(w) = &obs.workload
+        && w.is_managed_by(&p.manager())
+    {
+        p.action = WorkloadAction::Release;
+        p.steps.push(Step::Deleted);
     }
     p.finish()
 }
@@ -155,19 +153,22 @@ pub fn reverting(planned: &DebugSessionStatus, error: &str) -> DebugSessionStatu
 /// with the error as the reason to wait.
 pub fn retrying(session: &DebugSession, error: &str, now: Timestamp) -> DebugSessionStatus {
     let mut p = Planner::new(session, now);
-    let message = format!("waiting to retry: {error}");
-    p.set_phase(Phase::Pending, message.clone());
-    p.condition(condition::READY, false, reason::RETRYING, &message);
+    p.steps.push(Step::Retrying {
+        error: error.to_string(),
+    });
     p.finish().status
 }
 
+/// One reconcile's decisions: the facts it records in status (times, resolved target, pods),
+/// the workload action, the requeue and the [`Step`]s that [`render`] turns into phase,
+/// conditions and Events.
 struct Planner<'a> {
     session: &'a DebugSession,
     now: Timestamp,
     status: DebugSessionStatus,
     action: WorkloadAction,
     authorize: bool,
-    notes: Vec<Note>,
+    steps: Vec<Step>,
     requeue: Option<Duration>,
 }
 
@@ -179,7 +180,7 @@ impl<'a> Planner<'a> {
             status: session.status.clone().unwrap_or_default(),
             action: WorkloadAction::None,
             authorize: false,
-            notes: Vec::new(),
+            steps: Vec::new(),
             requeue: None,
         }
     }
@@ -214,63 +215,30 @@ impl<'a> Planner<'a> {
         format!("{kind}/{name}")
     }
 
-    fn note(&mut self, warning: bool, reason: &'static str, message: impl Into<String>) {
-        self.notes.push(Note {
-            warning,
-            reason,
-            message: message.into(),
-            action: None,
-        });
-    }
-
     fn generation(&self) -> Option<i64> {
         self.session.metadata.generation
     }
 
-    fn condition(&mut self, type_: &str, ok: bool, reason: &str, message: &str) {
-        let (generation, now) = (self.generation(), self.now);
-        conditions::set(
-            &mut self.status.conditions,
-            type_,
-            ok,
-            reason,
-            message,
-            generation,
-            now,
-        );
-    }
-
-    fn phase(&self) -> Option<Phase> {
-        self.status.phase
-    }
-
-    fn set_phase(&mut self, phase: Phase, message: impl Into<String>) {
-        self.status.phase = Some(phase);
-        self.status.message = Some(message.into());
-    }
-
     fn fail(&mut self, invalid: Invalid) {
-        let changed = self.phase() != Some(Phase::Failed)
-            || conditions::get(&self.status.conditions, condition::READY)
-                .map(|c| c.reason.as_str())
-                != Some(invalid.reason);
-        self.set_phase(Phase::Failed, invalid.message.clone());
-        self.condition(condition::READY, false, invalid.reason, &invalid.message);
-        if self.status.started_at.is_none() {
-            self.condition(
-                condition::REVERTED,
-                true,
-                reason::NOTHING_TO_REVERT,
-                "the workload was never changed",
-            );
-        }
-        if changed {
-            self.note(true, invalid.reason, invalid.message);
-        }
+        self.steps.push(Step::Fail(invalid));
     }
 
     fn finish(self) -> Plan {
-        let mut status = self.status;
+        let (kind, name) = self.target();
+        let ttl = self.session.spec.ttl.as_deref().unwrap_or("default");
+        let scene = Scene {
+            namespace: self.namespace(),
+            kind,
+            name: &name,
+            generation: self.generation(),
+            now: self.now,
+            ttl,
+        };
+        let mut status = self.status.clone();
+        let mut notes = Vec::new();
+        for step in &self.steps {
+            render(step, &scene, &mut status, &mut notes);
+        }
         status.observed_generation = self.session.metadata.generation;
         if status.target_ref.is_none() {
             let t = &self.session.spec.target;
@@ -280,7 +248,7 @@ impl<'a> Planner<'a> {
             action: self.action,
             authorize: self.authorize,
             status,
-            notes: self.notes,
+            notes,
             requeue: self.requeue,
         }
     }
@@ -290,9 +258,14 @@ fn until(now: Timestamp, t: Timestamp) -> Duration {
     Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO) + Duration::from_millis(100)
 }
 
+pub mod render;
 mod rollout;
-use rollout::drift;
 mod running;
 mod start;
+pub mod step;
+
+use render::{Scene, render};
+use rollout::drift;
+use step::{Gone, Progress, Rollout, Step};
 #[cfg(test)]
 mod tests;

@@ -53,10 +53,8 @@ impl Planner<'_> {
         lacking.sort();
         let ready = carrying.iter().filter(|p| p.ready).count();
         let desired = workload.desired.max(0) as usize;
-        self.status.ready_pods = Some(format!("{ready}/{desired}"));
         let first_attach = carrying.iter().find(|p| p.ready).map(|p| p.attach.clone());
         self.status.pods = carrying;
-        let target = self.target_ref();
         let complete = desired > 0
             && ready >= desired
             && lacking.is_empty()
@@ -64,46 +62,22 @@ impl Planner<'_> {
         let poll = if complete { POLL_ACTIVE } else { POLL_APPLYING };
         let next = poll.min(until(self.now, expires));
         self.requeue = Some(self.requeue.map_or(next, |r| r.min(next)));
-        if complete {
-            let message = format!(
-                "{ready}/{desired} pods carry a ready debug shell; attach with: {}",
-                first_attach.unwrap_or_default()
-            );
-            if self.phase() != Some(Phase::Active) {
-                self.note(false, reason::ACTIVE, message.clone());
+        let state = if complete {
+            Rollout::Complete {
+                attach: first_attach.unwrap_or_default(),
             }
-            self.set_phase(Phase::Active, message.clone());
-            self.condition(condition::READY, true, reason::SHELL_READY, &message);
-            return;
-        }
-        let (why, message) = if desired == 0 {
-            (
-                reason::NO_PODS,
-                format!("{target} has 0 pods: scale it up to get a pod with the debug shell"),
-            )
+        } else if desired == 0 {
+            Rollout::NoPods
         } else if workload.on_delete && !lacking.is_empty() {
-            (
-                reason::WAITING_FOR_POD_DELETION,
-                format!(
-                    "{target} uses updateStrategy OnDelete, so its pods never roll by themselves: delete them to get the debug shell (kubectl delete pod -n {ns} {})",
-                    lacking.join(" ")
-                ),
-            )
+            Rollout::OnDelete { lacking }
         } else {
-            (
-                reason::ROLLING_OUT,
-                format!(
-                    "waiting for the pods of {target} to roll: {ready}/{desired} carry a ready debug shell"
-                ),
-            )
+            Rollout::Rolling
         };
-        let reason_changed = conditions::get(&self.status.conditions, condition::READY)
-            .is_none_or(|c| c.reason != why);
-        if reason_changed && why != reason::ROLLING_OUT {
-            self.note(true, why, message.clone());
-        }
-        self.set_phase(Phase::Applying, message.clone());
-        self.condition(condition::READY, false, why, &message);
+        self.steps.push(Step::Progress(Progress {
+            ready,
+            desired,
+            state,
+        }));
     }
 }
 

@@ -14,17 +14,9 @@ impl Planner<'_> {
                     "spec.target changed to {}/{} after the session started; {}/{} stays the target",
                     wanted.0, wanted.1, t.kind, t.name
                 );
-                if conditions::get(&self.status.conditions, condition::TARGET_LOCKED).is_none() {
-                    self.note(true, reason::TARGET_CHANGE_REFUSED, message.clone());
-                }
-                self.condition(
-                    condition::TARGET_LOCKED,
-                    true,
-                    reason::TARGET_CHANGE_REFUSED,
-                    &message,
-                );
+                self.steps.push(Step::TargetLocked { message });
             }
-            _ => conditions::remove(&mut self.status.conditions, condition::TARGET_LOCKED),
+            _ => self.steps.push(Step::TargetUnlocked),
         }
 
         // The workload must still be the one we changed.
@@ -98,20 +90,13 @@ impl Planner<'_> {
             self.requeue = Some(POLL_APPLYING.min(until(self.now, expires)));
         }
         if let Some(what) = drift(workload, &expected, self.name()) {
-            let message = match &shell {
-                Some(s) => {
-                    self.action = WorkloadAction::Apply(Box::new(s.clone()));
-                    format!("{what}; re-applying the debug shell")
-                }
-                None => format!("{what}; the shell is re-applied once the spec is accepted again"),
-            };
-            let first = conditions::get(&self.status.conditions, condition::READY)
-                .is_none_or(|c| c.reason != reason::DRIFTED);
-            if first {
-                self.note(true, reason::DRIFTED, message.clone());
+            if let Some(s) = &shell {
+                self.action = WorkloadAction::Apply(Box::new(s.clone()));
             }
-            self.set_phase(Phase::Applying, message.clone());
-            self.condition(condition::READY, false, reason::DRIFTED, &message);
+            self.steps.push(Step::Drifted {
+                what,
+                reapply: shell.is_some(),
+            });
             self.requeue = Some(POLL_APPLYING.min(until(self.now, expires)));
             return;
         }
@@ -124,63 +109,29 @@ impl Planner<'_> {
     pub(super) fn target_gone(&mut self, replaced: Option<&Workload>) {
         self.status.ended_at = Some(Time(self.now));
         self.status.pods.clear();
-        let target = self.target_ref();
-        let Some(w) = replaced else {
-            self.condition(
-                condition::REVERTED,
-                true,
-                reason::TARGET_DELETED,
-                "nothing to revert: the changed workload is gone",
-            );
-            return self.fail(Invalid {
-                reason: reason::TARGET_DELETED,
-                message: format!("{target} was deleted while the session ran"),
-            });
+        let gone = match replaced {
+            None => Gone::Deleted,
+            Some(w) if w.is_managed_by(&self.manager()) => {
+                self.action = WorkloadAction::Release;
+                Gone::ReplacedReleased
+            }
+            Some(w) => {
+                let shell = self
+                    .status
+                    .shell_container
+                    .clone()
+                    .unwrap_or_else(|| self.shell_name());
+                let has_shell = w.all_container_names().contains(&shell);
+                let held =
+                    w.annotations.get(HOLDER_ANNOTATION).map(String::as_str) == Some(self.name());
+                if has_shell || held {
+                    Gone::ReplacedWithShell { shell }
+                } else {
+                    Gone::ReplacedClean
+                }
+            }
         };
-        let shell = self
-            .status
-            .shell_container
-            .clone()
-            .unwrap_or_else(|| self.shell_name());
-        let has_shell = w.all_container_names().contains(&shell);
-        let held = w.annotations.get(HOLDER_ANNOTATION).map(String::as_str) == Some(self.name());
-        if w.is_managed_by(&self.manager()) {
-            self.action = WorkloadAction::Release;
-            self.condition(
-                condition::REVERTED,
-                true,
-                reason::TARGET_REPLACED,
-                &format!(
-                    "the recreated {target} carried this session's fields again: released them"
-                ),
-            );
-        } else if has_shell || held {
-            let (kind, name) = self.target();
-            let kind = kind.as_str().to_lowercase();
-            let message = format!(
-                "the recreated {target} carries the debug shell (container {shell}, annotation {HOLDER_ANNOTATION}) without this session's field manager, so the operator cannot tell it apart from its owner's fields: remove the container {shell} and the annotation from its manifest, or run kubectl edit -n {} {kind}/{}",
-                self.namespace(),
-                name
-            );
-            self.condition(
-                condition::REVERTED,
-                false,
-                reason::SHELL_LEFT_IN_REPLACED_TARGET,
-                &message,
-            );
-            self.note(true, reason::SHELL_LEFT_IN_REPLACED_TARGET, message);
-        } else {
-            self.condition(
-                condition::REVERTED,
-                true,
-                reason::TARGET_REPLACED,
-                "nothing to revert: the changed workload is gone",
-            );
-        }
-        self.fail(Invalid {
-            reason: reason::TARGET_REPLACED,
-            message: format!("{target} was deleted and recreated while the session ran"),
-        })
+        self.steps.push(Step::TargetGone(gone));
     }
 
     /// Every check a start passes, for a new spec generation of a running session: TTL, shell,
@@ -215,63 +166,38 @@ impl Planner<'_> {
 
     /// Records that the current spec generation is what the workload gets, and by whose stamp.
     pub(super) fn accept_spec(&mut self, obs: &Observed, shell: &Container) {
-        let generation = self.generation();
         let previous = self.status.shell_generation;
-        self.status.shell_generation = generation;
+        self.status.shell_generation = self.generation();
         self.status.shell_container = Some(shell.name.clone());
         self.authorize = true;
-        let who = obs.stamp.as_ref().map(|s| s.requester.username.clone());
-        self.status.requester = who.clone();
-        let number = generation.unwrap_or_default();
-        let message = match &who {
-            Some(user) => format!("generation {number} applied, stamped by {user}"),
-            None => format!("generation {number} applied (the operator runs without stamps)"),
-        };
-        self.condition(condition::SPEC_APPLIED, true, reason::APPLIED, &message);
-        if previous.is_some() {
-            let changed = obs
-                .stamp
+        let by = obs.stamp.as_ref().map(|s| s.requester.username.clone());
+        self.status.requester = by.clone();
+        let changed = previous.map(|_| {
+            obs.stamp
                 .as_ref()
                 .map(|s| s.changed.clone())
                 .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| "spec".into());
-            let user = who.unwrap_or_else(|| "an unstamped request".into());
-            self.notes.push(Note {
-                warning: false,
-                reason: reason::SPEC_CHANGED,
-                message: format!("{user} changed {changed} (generation {number}); applying it"),
-                action: Some(format!("ApplyGeneration{number}")),
-            });
-        }
+                .unwrap_or_else(|| "spec".into())
+        });
+        self.steps.push(Step::SpecAccepted { by, changed });
     }
 
-    /// A new spec generation of a running session that may not run: say why, once.
-    fn refuse_spec(&mut self, e: Invalid) {
-        let generation = self.generation();
+    /// A new spec generation of a running session that may not run: the shell of the last
+    /// accepted one stays.
+    fn refuse_spec(&mut self, why: Invalid) {
         let running = self
             .status
             .shell_generation
             .or(self.status.observed_generation)
             .unwrap_or_default();
-        let message = format!(
-            "generation {} is not applied: {}; the shell of generation {running} keeps running",
-            generation.unwrap_or_default(),
-            e.message
-        );
-        let said = conditions::get(&self.status.conditions, condition::SPEC_APPLIED)
-            .is_some_and(|c| c.reason == e.reason && c.observed_generation == generation);
-        if !said {
-            self.note(true, e.reason, message.clone());
-        }
         if self.status.shell_generation.is_none() {
             self.status.shell_generation = Some(running);
         }
-        self.condition(condition::SPEC_APPLIED, false, e.reason, &message);
+        self.steps.push(Step::SpecRefused { why, running });
     }
 
     /// The TTL ran out: release the workload and end the session.
     fn expire(&mut self, workload: &Workload) {
-        let message = format!("TTL ran out: {} reverted", self.target_ref());
         self.action = if workload.is_managed_by(&self.manager()) {
             WorkloadAction::Release
         } else {
@@ -279,16 +205,6 @@ impl Planner<'_> {
         };
         self.status.ended_at = Some(Time(self.now));
         self.status.pods.clear();
-        self.set_phase(Phase::Expired, message.clone());
-        self.condition(
-            condition::READY,
-            false,
-            reason::EXPIRED,
-            "the session expired",
-        );
-        self.condition(condition::REVERTED, true, reason::EXPIRED, &message);
-        let ttl = self.session.spec.ttl.as_deref().unwrap_or("default");
-        self.note(false, reason::EXPIRED, format!("TTL of {ttl} ran out"));
-        self.note(false, reason::REVERTED, message);
+        self.steps.push(Step::Expired);
     }
 }

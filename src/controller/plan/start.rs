@@ -29,57 +29,18 @@ impl Planner<'_> {
         // A held workload carries the holder's shell: wait before judging the template.
         match obs.holder.clone().unwrap_or(Holder::Free) {
             Holder::Other { name, live: true } => {
-                let message = format!(
-                    "waiting: {} is held by DebugSession {name}; this session starts when that one ends",
-                    self.target_ref()
-                );
-                let first = conditions::get(&self.status.conditions, condition::READY)
-                    .is_none_or(|c| c.reason != reason::HELD_BY_OTHER_SESSION);
-                self.set_phase(Phase::Pending, message.clone());
-                self.condition(
-                    condition::READY,
-                    false,
-                    reason::HELD_BY_OTHER_SESSION,
-                    &message,
-                );
-                if first {
-                    self.note(false, reason::HELD_BY_OTHER_SESSION, message);
-                }
+                self.steps.push(Step::WaitHeld { by: name });
                 self.requeue = Some(POLL_PENDING);
             }
             Holder::Foreign { value, owners } => {
-                let by = if owners.is_empty() {
-                    "an unknown writer".to_string()
-                } else {
-                    format!("field manager {}", owners.join(", "))
-                };
-                let (kind, name) = self.target();
-                let message = format!(
-                    "waiting: {} carries the annotation {HOLDER_ANNOTATION}={value:?}, written by {by}, not by a DebugSession; remove it (kubectl annotate -n {} {}/{} {HOLDER_ANNOTATION}-) and this session starts by itself",
-                    self.target_ref(),
-                    self.namespace(),
-                    kind.as_str().to_lowercase(),
-                    name
-                );
-                let first = conditions::get(&self.status.conditions, condition::READY)
-                    .is_none_or(|c| c.reason != reason::FOREIGN_HOLDER);
-                self.set_phase(Phase::Pending, message.clone());
-                self.condition(condition::READY, false, reason::FOREIGN_HOLDER, &message);
-                if first {
-                    self.note(true, reason::FOREIGN_HOLDER, message);
-                }
+                self.steps.push(Step::WaitForeign { value, owners });
                 self.requeue = Some(POLL_FOREIGN);
             }
             Holder::Other { name, live: false } => {
                 // The holder ended or vanished without releasing: release its fields first.
-                self.note(
-                    true,
-                    reason::HELD_BY_OTHER_SESSION,
-                    format!(
-                        "releasing {} from DebugSession {name}, which no longer runs",
-                        self.target_ref()
-                    ),
-                );
+                self.steps.push(Step::ReleaseStale {
+                    session: name.clone(),
+                });
                 self.action = WorkloadAction::ReleaseStale { session: name };
                 self.requeue = Some(Duration::from_millis(200));
             }
@@ -107,21 +68,10 @@ impl Planner<'_> {
                     name: spec.target.name.clone(),
                     uid: workload.uid.clone(),
                 });
-                let message = format!(
-                    "added {} to {} with shareProcessNamespace; waiting for the pods to roll",
-                    shell.name,
-                    self.target_ref()
-                );
-                self.note(false, reason::APPLIED, message.clone());
-                self.set_phase(Phase::Applying, message.clone());
-                self.condition(condition::READY, false, reason::ROLLING_OUT, &message);
-                self.condition(
-                    condition::REVERTED,
-                    false,
-                    reason::NOT_REVERTED,
-                    "the debug shell is in the workload",
-                );
-                self.status.ready_pods = Some(format!("0/{}", workload.desired));
+                self.steps.push(Step::Start {
+                    shell: shell.name.clone(),
+                    desired: workload.desired,
+                });
                 self.accept_spec(obs, &shell);
                 self.action = if ours {
                     WorkloadAction::Apply(Box::new(shell))

@@ -2,7 +2,7 @@
 //! session that has not started and of a running one.
 
 use super::*;
-use crate::api::{DebugSessionSpec, Target};
+use crate::api::{DebugSessionSpec, Target, condition};
 
 use serde_json::json;
 

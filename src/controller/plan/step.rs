@@ -1,0 +1,77 @@
+//! The planner's outcome, as data: what happened to the session in this reconcile. Deciding a
+//! step is the planner's job ([`super::start`], [`super::running`]); turning it into phase,
+//! conditions and Events is [`super::render`]'s.
+
+use crate::session::validate::Invalid;
+
+/// One thing the planner decided; a reconcile renders its steps in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The session cannot run (bad input, refused spec, missing target): it fails.
+    Fail(Invalid),
+    /// Another live session holds the target; this one starts when it ends.
+    WaitHeld { by: String },
+    /// The holder annotation was written by someone who is not a DebugSession.
+    WaitForeign { value: String, owners: Vec<String> },
+    /// The holder ended without releasing: its fields are released first.
+    ReleaseStale { session: String },
+    /// The shell goes in now; `desired` pods should carry it.
+    Start { shell: String, desired: i32 },
+    /// The current spec generation is what the target gets, stamped by `by`.
+    SpecAccepted {
+        by: Option<String>,
+        /// What the stamp says changed; `None` for the generation that started the session.
+        changed: Option<String>,
+    },
+    /// A new spec generation may not run; the running shell stays.
+    SpecRefused { why: Invalid, running: i64 },
+    /// `spec.target` was changed after the start: the resolved target stays.
+    TargetLocked { message: String },
+    /// `spec.target` agrees with the resolved target again.
+    TargetUnlocked,
+    /// The target lost something the session put there; `reapply` when the shell goes back now.
+    Drifted { what: String, reapply: bool },
+    /// How far the shell has come in the pods.
+    Progress(Progress),
+    /// The TTL ran out; the target is released.
+    Expired,
+    /// The changed target is gone.
+    TargetGone(Gone),
+    /// The first reconcile failed before it could plan.
+    Retrying { error: String },
+    /// The session is being deleted and its changes were released.
+    Deleted,
+}
+
+/// The shell's progress through the pods.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub ready: usize,
+    pub desired: usize,
+    pub state: Rollout,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rollout {
+    /// Every pod carries a ready shell; attach with the command.
+    Complete { attach: String },
+    /// The target wants no pods.
+    NoPods,
+    /// The pods only change when deleted (`OnDelete`); these still lack the shell.
+    OnDelete { lacking: Vec<String> },
+    /// The pods are rolling.
+    Rolling,
+}
+
+/// How the changed target went away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Gone {
+    /// Deleted, nothing in its place.
+    Deleted,
+    /// Recreated carrying this session's fields again: they are released.
+    ReplacedReleased,
+    /// Recreated carrying the shell under another field manager: left, with instructions.
+    ReplacedWithShell { shell: String },
+    /// Recreated without anything of this session.
+    ReplacedClean,
+}
