@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use debugsession_operator::Error;
 use debugsession_operator::api::TargetKind;
-use debugsession_operator::controller::apply::{self, WorkloadRef};
+use debugsession_operator::controller::act::patch::{self as apply, WorkloadRef};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -70,14 +70,14 @@ fn shell() -> Container {
 
 /// Session `team/dbg` takes workload `web` of `kind` with the default shell.
 async fn take(client: &Client, kind: TargetKind) -> debugsession_operator::Result<()> {
-    apply::take(
+    let w = target(kind);
+    let change = apply::Change {
         client,
-        &target(kind),
-        "debugsession/team/dbg",
-        "dbg",
-        &shell(),
-    )
-    .await
+        workload: &w,
+        manager: "debugsession/team/dbg",
+        session: "dbg",
+    };
+    apply::take(change, &shell()).await
 }
 
 #[tokio::test]

@@ -8,7 +8,6 @@
 //! - [`sweep`]: fields left behind by sessions that are gone.
 
 pub mod act;
-pub mod apply;
 pub mod backoff;
 pub mod conditions;
 pub mod context;
@@ -38,6 +37,7 @@ use crate::faultpoint;
 use crate::session::validate::Invalid;
 use crate::{Error, Result};
 use act::act;
+use act::patch as apply;
 use observe::{admission, observe, observe_target};
 use plan::WorkloadAction;
 use report::{publish, report, write_status};

@@ -37,7 +37,7 @@ use tracing::{debug, info, warn};
 
 use super::backoff::WatchBackoff;
 use crate::api::{DebugSession, TargetKind, session_manager};
-use crate::controller::apply::{self, WorkloadRef};
+use crate::controller::act::patch::{self as apply, WorkloadRef};
 use crate::{Error, Result};
 
 /// Reason of the Event recorded on a workload whose orphaned fields were released.

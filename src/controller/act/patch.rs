@@ -1,4 +1,5 @@
-//! Server-side apply of a session's changes to its workload, and their release.
+//! The Patch mode's actuator: server-side apply of a session's changes to its workload's pod
+//! template, and their release.
 //!
 //! Each session writes under its own field manager (`debugsession/<namespace>/<name>`). Its intent
 //! holds exactly the holder annotation, the shell container entry and `shareProcessNamespace`.
@@ -25,6 +26,16 @@ impl std::fmt::Display for WorkloadRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.kind, self.name)
     }
+}
+
+/// One session's write to one workload: the client, the workload, the session's field manager
+/// and its name (the holder annotation's value).
+#[derive(Clone, Copy)]
+pub struct Change<'a> {
+    pub client: &'a Client,
+    pub workload: &'a WorkloadRef,
+    pub manager: &'a str,
+    pub session: &'a str,
 }
 
 fn api(client: &Client, w: &WorkloadRef) -> Api<DynamicObject> {
@@ -78,15 +89,10 @@ fn classify(e: kube::Error) -> Error {
 /// the shell ([`apply_shell`]). Before taking the workload the shell is applied as a dry run, so
 /// that nothing is held when the API server would refuse the shell; a refusal of the real apply
 /// after the hold releases the hold again. Either refusal is [`Error::Rejected`].
-pub async fn take(
-    client: &Client,
-    w: &WorkloadRef,
-    manager: &str,
-    session: &str,
-    shell: &Container,
-) -> Result<()> {
-    let api = api(client, w);
-    let full = Patch::Apply(shell_intent(w.kind, &w.name, session, shell));
+pub async fn take(c: Change<'_>, shell: &Container) -> Result<()> {
+    let (w, manager) = (c.workload, c.manager);
+    let api = api(c.client, w);
+    let full = Patch::Apply(shell_intent(w.kind, &w.name, c.session, shell));
     api.patch(
         &w.name,
         &PatchParams::apply(manager).force().dry_run(),
@@ -94,7 +100,7 @@ pub async fn take(
     )
     .await
     .map_err(classify)?;
-    let hold = Patch::Apply(hold_intent(w.kind, &w.name, session));
+    let hold = Patch::Apply(hold_intent(w.kind, &w.name, c.session));
     api.patch(&w.name, &PatchParams::apply(manager), &hold)
         .await
         .map_err(|e| match &e {
@@ -102,10 +108,10 @@ pub async fn take(
             _ => Error::ApplyShell(e),
         })?;
     crate::faultpoint::reach(crate::faultpoint::AFTER_HOLD).await;
-    match apply_shell(client, w, manager, session, shell).await {
+    match apply_shell(c, shell).await {
         Err(Error::Rejected(e)) => {
             // Taken in this call: give it back before reporting.
-            release(client, w, manager).await?;
+            release(c.client, w, manager).await?;
             Err(Error::Rejected(e))
         }
         other => other,
@@ -114,16 +120,11 @@ pub async fn take(
 
 /// Applies the shell to a workload the session holds, forcing ownership of the shell's own
 /// fields (the holder annotation, the container entry, `shareProcessNamespace`).
-pub async fn apply_shell(
-    client: &Client,
-    w: &WorkloadRef,
-    manager: &str,
-    session: &str,
-    shell: &Container,
-) -> Result<()> {
-    let full = Patch::Apply(shell_intent(w.kind, &w.name, session, shell));
-    api(client, w)
-        .patch(&w.name, &PatchParams::apply(manager).force(), &full)
+pub async fn apply_shell(c: Change<'_>, shell: &Container) -> Result<()> {
+    let w = c.workload;
+    let full = Patch::Apply(shell_intent(w.kind, &w.name, c.session, shell));
+    api(c.client, w)
+        .patch(&w.name, &PatchParams::apply(c.manager).force(), &full)
         .await
         .map(|_| ())
         .map_err(classify)

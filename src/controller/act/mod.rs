@@ -1,15 +1,17 @@
-//! Act: carry out the planned change to the workload (through [`super::apply`]) and say so on
-//! the workload with an Event.
+//! Act: carry out the planned change to the target through the mode's actuator ([`patch`] for
+//! the pod template) and say so on the target with an Event.
+
+pub mod patch;
 
 use kube::ResourceExt;
 use kube::runtime::events::{Event, EventType};
 use tracing::{info, warn};
 
 use super::Context;
-use super::apply;
 use super::plan::{Plan, WorkloadAction};
 use crate::api::{DebugSession, session_manager};
 use crate::{Error, Result};
+use patch as apply;
 
 /// Carries out the planned change to the workload.
 pub(super) async fn act(session: &DebugSession, ctx: &Context, plan: &Plan) -> Result<()> {
@@ -30,10 +32,16 @@ pub(super) async fn act(session: &DebugSession, ctx: &Context, plan: &Plan) -> R
         WorkloadAction::None => return Ok(()),
         WorkloadAction::Take(shell) | WorkloadAction::Apply(shell) => {
             let manager = session_manager(&ns, &name);
+            let change = apply::Change {
+                client: &ctx.client,
+                workload: &w,
+                manager: &manager,
+                session: &name,
+            };
             if matches!(plan.action, WorkloadAction::Take(_)) {
-                apply::take(&ctx.client, &w, &manager, &name, shell).await?;
+                apply::take(change, shell).await?;
             } else {
-                apply::apply_shell(&ctx.client, &w, &manager, &name, shell).await?;
+                apply::apply_shell(change, shell).await?;
             }
             info!(workload = %w, %manager, "applied debug shell");
             let what = format!(
