@@ -5,6 +5,7 @@ Uses the Helm v4 library (helm-python-sdk): lint, schema validation and renderin
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
@@ -17,25 +18,63 @@ import yaml
 import helm_python as helm
 from conftest import CHART_DIR, NAMESPACE, RELEASE, ROOT, load_docs, run
 
-# The operator's ClusterRole, exactly: what src/ calls and nothing more. No `update`: the finalizer is
-# JSON-patched, status and workloads are server-side applied. SubjectAccessReviews are always needed (the
-# controller checks the stamped requester before it applies a spec, with or without the webhook).
+# The operator's modes, in the order of its --modes flag (and of DEBUGSESSION_MODES).
+MODES = ("Patch", "Copy", "Ephemeral")
+# What each mode writes, and nothing else does: in the ClusterRole, or, with policy.allowedNamespaces free of
+# globs, in a Role in each of them. Patch server-side applies the shell into the workload's pod template;
+# Copy creates the session's pod and deletes it at the end; Ephemeral PATCHes pods/ephemeralcontainers
+# (Kubernetes >= 1.22) or GETs and PUTs it (1.20, 1.21).
+MODE_WRITE_RULES = {
+    "Patch": {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["patch"]},
+    "Copy": {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "delete"]},
+    "Ephemeral": {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["get", "update", "patch"]},
+}
+# The operator's ClusterRole with every mode on, exactly: what src/ calls and nothing more. The only `update`
+# is Ephemeral's PUT of pods/ephemeralcontainers on Kubernetes 1.20 and 1.21: the finalizer is JSON-patched,
+# status and workloads are server-side applied. Pods are read with get (a Pod target, or the pod a session
+# names) and list (the pods of a workload). SubjectAccessReviews are always needed (the controller checks the
+# stamped requester before it applies a spec, with or without the webhook).
 EXPECTED_CLUSTER_RULES = [
     {"apiGroups": ["debugsession.dev"], "resources": ["debugsessions"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["debugsession.dev"], "resources": ["debugsessions/status"], "verbs": ["get", "patch"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["get", "update", "patch"]},
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"], "verbs": ["create"]},
 ]
-# With policy.allowedNamespaces free of globs, patch on workloads moves to a Role in each of them.
-EXPECTED_CLUSTER_RULES_PER_NAMESPACE = [
-    {**r, "verbs": ["get", "list", "watch"]} if r["apiGroups"] == ["apps"] else r for r in EXPECTED_CLUSTER_RULES
-]
-EXPECTED_WORKLOAD_ROLE_RULES = [
-    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["patch"]},
-]
+
+
+def cluster_rules_without(modes: tuple[str, ...] | set[str]) -> list[dict[str, Any]]:
+    """EXPECTED_CLUSTER_RULES less the write rules of `modes` (modes switched off, or granted per namespace);
+    a rule left without verbs is gone."""
+    out = []
+    for rule in EXPECTED_CLUSTER_RULES:
+        verbs = list(rule["verbs"])
+        for m in modes:
+            w = MODE_WRITE_RULES[m]
+            if (w["apiGroups"], w["resources"]) == (rule["apiGroups"], rule["resources"]):
+                verbs = [v for v in verbs if v not in w["verbs"]]
+        if verbs:
+            out.append({**rule, "verbs": verbs})
+    return out
+
+
+def workload_role_rules(modes: tuple[str, ...] = MODES) -> list[dict[str, Any]]:
+    """The per-namespace Role's rules: the write rules of the modes switched on, in the operator's order."""
+    return [MODE_WRITE_RULES[m] for m in MODES if m in modes]
+
+
+def modes_values(on: tuple[str, ...]) -> dict[str, Any]:
+    return {"modes": {m.lower(): m in on for m in MODES}}
+
+
+# Every combination of modes the chart accepts (at least one on).
+MODE_COMBINATIONS = [c for n in range(1, len(MODES) + 1) for c in itertools.combinations(MODES, n)]
+# With policy.allowedNamespaces free of globs, every write right moves to a Role in each of them.
+EXPECTED_CLUSTER_RULES_PER_NAMESPACE = cluster_rules_without(MODES)
+EXPECTED_WORKLOAD_ROLE_RULES = workload_role_rules()
 # kube-lease-manager gets and patches its Lease (by name) and creates it when missing.
 EXPECTED_LEASE_RULES = [
     {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["debugsession-operator"],
@@ -151,6 +190,14 @@ def test_default_values_pass_the_schema(chart):
     ({"extraEnv": {"A": "b"}}, "extraEnv"),
     ({"replicas": 2}, "replicas"),          # unknown top-level key (the real one is replicaCount)
     ({"imag": {"tag": "x"}}, "imag"),
+    ({"modes": {"patch": "yes"}}, "patch"),
+    ({"modes": {"debug": True}}, "debug"),  # not a mode
+    ({"modes": {"Copy": True}}, "Copy"),    # the keys are lowercase
+    ({"modes": ["Patch", "Copy"]}, "modes"),
+    ({"policy": {"allowedProfiles": ["root"]}}, "allowedProfiles"),
+    ({"policy": {"allowedProfiles": ["General"]}}, "allowedProfiles"),
+    ({"policy": {"allowedProfiles": ["general", "general"]}}, "allowedProfiles"),
+    ({"policy": {"allowedProfiles": "general,baseline"}}, "allowedProfiles"),
 ])
 def test_schema_rejects(chart, values, needle):
     with pytest.raises(helm.HelmValuesError) as e:
@@ -170,7 +217,7 @@ def test_schema_unknown_top_level_key_is_additional_property():
 
 # --- refused combinations -----------------------------------------------------------------------------
 
-INSECURE_REFUSALS = [
+REFUSALS = [
     # no webhook means no stamps: only with the explicit insecure switch
     pytest.param({"webhook": {"enabled": False}}, "allowUnstamped", "insecure.allowUnstamped=true",
                  id="webhook-off"),
@@ -181,10 +228,14 @@ INSECURE_REFUSALS = [
                  "leaderElection.enabled=true", id="3-replicas-no-leader-election"),
     pytest.param({"leaderElection": {"enabled": False}}, "leaderElection", "leaderElection.enabled=true",
                  id="default-replicas-no-leader-election"),
+    # an operator without a mode, or without a profile, does not start
+    pytest.param(modes_values(()), "modes", "every mode is switched off", id="all-modes-off"),
+    pytest.param({"policy": {"allowedProfiles": []}}, "allowedProfiles", "policy.allowedProfiles is empty",
+                 id="no-profiles"),
 ]
 
 
-@pytest.mark.parametrize("values,schema_needle,_", INSECURE_REFUSALS)
+@pytest.mark.parametrize("values,schema_needle,_", REFUSALS)
 def test_schema_refuses_unsafe_combinations(chart, values, schema_needle, _):
     with pytest.raises(helm.HelmValuesError) as e:
         chart.validate_schema(values)
@@ -203,11 +254,18 @@ def chart_without_schema(tmp_path_factory):
         yield c
 
 
-@pytest.mark.parametrize("values,_,fail_needle", INSECURE_REFUSALS)
+@pytest.mark.parametrize("values,_,fail_needle", REFUSALS)
 def test_templates_refuse_unsafe_combinations_without_the_schema(chart_without_schema, values, _, fail_needle):
     with pytest.raises(helm.HelmRenderError) as e:
         chart_without_schema.render(values, name=RELEASE, namespace=NAMESPACE)
     assert fail_needle in str(e.value)
+
+
+def test_all_modes_off_refusal_names_the_values(chart_without_schema):
+    with pytest.raises(helm.HelmRenderError) as e:
+        chart_without_schema.render(modes_values(()), name=RELEASE, namespace=NAMESPACE)
+    msg = str(e.value)
+    assert all(f"modes.{m.lower()}" in msg for m in MODES) and "at least one" in msg, msg
 
 
 def test_webhook_off_refusal_says_what_it_gives_away(chart_without_schema):
@@ -296,6 +354,8 @@ def test_default_deployment_is_hardened(chart):
     assert env["DEBUGSESSION_LOG_LEVEL"] == "info"
     assert env["DEBUGSESSION_METRICS_ADDR"] == "0.0.0.0:8080"
     assert env["DEBUGSESSION_OPERATOR_USERNAME"] == OPERATOR_USER
+    assert env["DEBUGSESSION_MODES"] == "Patch,Copy,Ephemeral"
+    assert env["DEBUGSESSION_ALLOWED_PROFILES"] == "general,baseline,restricted"
     assert "DEBUGSESSION_INSECURE_ALLOW_UNSTAMPED" not in env
 
 
@@ -445,14 +505,17 @@ def test_operator_rbac_is_exactly_what_it_uses(chart):
     assert crb["subjects"] == [{"kind": "ServiceAccount", "name": "debugsession-operator", "namespace": NAMESPACE}]
 
 
-@pytest.mark.parametrize("values", [None, NO_WEBHOOK, CERT_MANAGER, {"policy": {"allowedNamespaces": ["team-a"]}}],
-                         ids=["default", "no-webhook", "cert-manager", "allowed-namespaces"])
-def test_operator_never_gets_update(chart, values):
+@pytest.mark.parametrize("values", [None, NO_WEBHOOK, CERT_MANAGER, {"policy": {"allowedNamespaces": ["team-a"]}},
+                                    modes_values(("Patch", "Copy"))],
+                         ids=["default", "no-webhook", "cert-manager", "allowed-namespaces", "ephemeral-off"])
+def test_operator_gets_update_only_on_ephemeral_containers(chart, values):
+    """The only `update` is Ephemeral's PUT of pods/ephemeralcontainers (Kubernetes 1.20 and 1.21); without
+    Ephemeral there is none."""
+    ephemeral = (values or {}).get("modes", {}).get("ephemeral", True)
     roles = operator_roles(render(chart, values))
     assert roles
-    for role in roles:
-        for rule in role["rules"]:
-            assert "update" not in rule["verbs"], (role["metadata"]["name"], rule)
+    updates = [rule for role in roles for rule in role["rules"] if "update" in rule["verbs"]]
+    assert updates == ([MODE_WRITE_RULES["Ephemeral"]] if ephemeral else []), updates
 
 
 def test_subject_access_reviews_without_the_webhook_too(chart):
@@ -469,7 +532,7 @@ def test_leases_by_name_and_create_apart(chart):
     assert [r for r in rules if "resourceNames" not in r] == [EXPECTED_LEASE_RULES[1]]
 
 
-def test_allowed_namespaces_get_patch_through_roles(chart):
+def test_allowed_namespaces_get_the_write_rights_through_roles(chart):
     docs = render(chart, {"policy": {"allowedNamespaces": ["team-a", "team-b", "team-a"]}}, name="dbg")
     rules_have_no_wildcards(docs)
     assert one(docs, "ClusterRole", "dbg-debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES_PER_NAMESPACE
@@ -485,12 +548,58 @@ def test_allowed_namespaces_get_patch_through_roles(chart):
     assert env_of(container(docs))["DEBUGSESSION_ALLOWED_NAMESPACES"] == "team-a,team-b,team-a"
 
 
-def test_allowed_namespaces_with_a_glob_keep_patch_cluster_wide(chart):
-    """A glob cannot name a Role's namespace: patch stays in the ClusterRole (documented in values.yaml)."""
+def test_allowed_namespaces_with_a_glob_keep_the_write_rights_cluster_wide(chart):
+    """A glob cannot name a Role's namespace: the write rights stay in the ClusterRole (documented in
+    values.yaml)."""
     docs = render(chart, {"policy": {"allowedNamespaces": ["team-a", "team-*"]}})
     assert one(docs, "ClusterRole", "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES
     assert find(docs, "Role", "debugsession-operator-workloads") == []
     assert find(docs, "RoleBinding", "debugsession-operator-workloads") == []
+
+
+@pytest.mark.parametrize("on", MODE_COMBINATIONS, ids=["+".join(c) for c in MODE_COMBINATIONS])
+def test_modes_env_is_what_the_operator_parses(chart, on):
+    """DEBUGSESSION_MODES names the modes switched on, comma-separated, in the operator's order."""
+    env = env_of(container(render(chart, modes_values(on))))
+    assert env["DEBUGSESSION_MODES"] == ",".join(on)
+
+
+@pytest.mark.parametrize("per_namespace", [False, True], ids=["cluster-wide", "allowed-namespaces"])
+@pytest.mark.parametrize("on", MODE_COMBINATIONS, ids=["+".join(c) for c in MODE_COMBINATIONS])
+def test_rbac_grows_only_by_the_modes_switched_on(chart, on, per_namespace):
+    """Each mode switched on adds exactly its write rules, to the ClusterRole or, with allowedNamespaces free
+    of globs, to the Role in each of them; a mode switched off leaves no trace. Reads do not depend on modes."""
+    values = modes_values(on)
+    if per_namespace:
+        values["policy"] = {"allowedNamespaces": ["team-a", "team-b"]}
+    docs = render(chart, values)
+    rules_have_no_wildcards(docs)
+    off = tuple(m for m in MODES if m not in on)
+    cluster = one(docs, "ClusterRole", "debugsession-operator")["rules"]
+    assert cluster == cluster_rules_without(MODES if per_namespace else off)
+    roles = find(docs, "Role", "debugsession-operator-workloads")
+    bindings = find(docs, "RoleBinding", "debugsession-operator-workloads")
+    if per_namespace:
+        assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+        assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+        for r in roles:
+            assert r["rules"] == workload_role_rules(on)
+    else:
+        assert roles == [] and bindings == []
+    for m in off:
+        w = MODE_WRITE_RULES[m]
+        for role in operator_roles(docs):
+            for rule in role["rules"]:
+                if (rule["apiGroups"], rule["resources"]) == (w["apiGroups"], w["resources"]):
+                    assert not set(rule["verbs"]) & set(w["verbs"]), (m, role["metadata"]["name"], rule)
+
+
+def test_allowed_profiles_env(chart):
+    env = env_of(container(render(chart, {"policy": {"allowedProfiles": ["netadmin", "general", "sysadmin"]}})))
+    assert env["DEBUGSESSION_ALLOWED_PROFILES"] == "netadmin,general,sysadmin"
+    # profiles change the shell, not the operator's rights
+    assert one(render(chart, {"policy": {"allowedProfiles": ["sysadmin"]}}), "ClusterRole",
+               "debugsession-operator")["rules"] == EXPECTED_CLUSTER_RULES
 
 
 def test_aggregated_user_roles(chart):

@@ -47,8 +47,9 @@ def local_values(**overrides: Any) -> dict[str, Any]:
 
 
 def release_values(**overrides: Any) -> dict[str, Any]:
-    """The release under test: sessions only in TEST_NS, so the operator may patch workloads only there
-    (a Role in TEST_NS; the ClusterRole keeps get, list and watch)."""
+    """The release under test: sessions only in TEST_NS, so the operator's write rights on targets (patch on
+    workloads, create and delete on pods, pods/ephemeralcontainers) hold only there (a Role in TEST_NS; the
+    ClusterRole keeps the reads)."""
     return local_values(policy={"allowedNamespaces": [TEST_NS]}, **overrides)
 
 
@@ -215,7 +216,18 @@ LEASE = "leases.coordination.k8s.io/debugsession-operator"  # the chart's defaul
     ("update", "debugsessions.debugsession.dev --subresource=status", "default", False),
     ("delete", "debugsessions.debugsession.dev", "default", False),
     ("create", "debugsessions.debugsession.dev", "default", False),
+    # pods: read everywhere; Copy creates and deletes its pod, Ephemeral writes pods/ephemeralcontainers,
+    # both only in policy.allowedNamespaces (TEST_NS)
     ("list", "pods", "default", True),
+    ("get", "pods", "default", True),
+    ("create", "pods", TEST_NS, True),
+    ("delete", "pods", TEST_NS, True),
+    ("delete", "pods", "default", False),
+    ("update", "pods", TEST_NS, False),
+    ("patch", "pods", TEST_NS, False),
+    ("patch", "pods --subresource=ephemeralcontainers", TEST_NS, True),
+    ("update", "pods --subresource=ephemeralcontainers", TEST_NS, True),
+    ("patch", "pods --subresource=ephemeralcontainers", "default", False),
     ("create", "events.events.k8s.io", "default", True),
     # the leader Lease: get and patch by name, create (not restrictable by name), nothing else
     ("get", LEASE, NAMESPACE, True),

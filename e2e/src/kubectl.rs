@@ -1,12 +1,13 @@
 //! The one kubectl wrapper: commands with the cluster's environment and a timeout, objects read
-//! as JSON, events, and the DebugSessions and namespaces a suite leaves behind.
+//! as JSON, events, leases, rollouts, and the namespaces a suite makes and the DebugSessions and
+//! namespaces it leaves behind.
 
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{R, Value, cluster, env_flag, s};
+use crate::{LONG, Poller, R, TIMEOUT, Value, cluster, ensure, env_flag, s};
 
 /// How long one kubectl call may take unless told otherwise.
 const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -123,6 +124,13 @@ pub fn k(args: &[&str]) -> R<String> {
     stdout_or_error(kubectl(args), "kubectl", args)
 }
 
+/// [`k`] in namespace `ns`.
+pub fn k_ns(ns: &str, args: &[&str]) -> R<String> {
+    let mut a = vec!["-n", ns];
+    a.extend_from_slice(args);
+    k(&a)
+}
+
 /// Like [`k`] with stdin.
 pub fn k_in(input: &str, args: &[&str]) -> R<String> {
     stdout_or_error(kubectl_in(input, args), "kubectl", args)
@@ -175,18 +183,52 @@ pub fn get_opt(ns: &str, resource: &str, name: &str) -> R<Option<Value>> {
     ))
 }
 
+/// A namespaced object that must exist.
+pub fn get_obj(ns: &str, resource: &str, name: &str) -> R<Value> {
+    get_opt(ns, resource, name)?.ok_or_else(|| format!("{resource}/{name} not found in {ns}"))
+}
+
+/// Waits (110s at most) until the rollout of `target` (`kind/name`) in `ns` has finished.
+pub fn rollout(ns: &str, target: &str) -> R<()> {
+    let out = kubectl_for(
+        LONG,
+        &["rollout", "status", "-n", ns, target, "--timeout=110s"],
+    );
+    ensure(out.ok, || {
+        format!("rollout of {target} did not finish: {}", out.both())
+    })
+}
+
+/// The holder of Lease `ns/lease`; an error while it has none.
+pub fn lease_holder(ns: &str, lease: &str) -> R<String> {
+    let v = get_json(&["lease", lease, "-n", ns])?;
+    let holder = s(&v, "/spec/holderIdentity");
+    if holder.is_empty() {
+        Err("no holder yet".into())
+    } else {
+        Ok(holder.to_string())
+    }
+}
+
 /// An event as `(type, reason, message)`.
 pub type Ev = (String, String, String);
 
-/// Events whose involved object is `kind/name` in `ns`.
-pub fn events(ns: &str, kind: &str, name: &str) -> R<Vec<Ev>> {
+/// The events (objects as kubectl returns them) whose involved object is `kind/name` in `ns`.
+pub fn event_objects(ns: &str, kind: &str, name: &str) -> R<Vec<Value>> {
     let v = get_json(&["events", "-n", ns])?;
     Ok(v["items"]
         .as_array()
         .cloned()
         .unwrap_or_default()
-        .iter()
+        .into_iter()
         .filter(|e| e["involvedObject"]["kind"] == kind && e["involvedObject"]["name"] == name)
+        .collect())
+}
+
+/// Events whose involved object is `kind/name` in `ns`.
+pub fn events(ns: &str, kind: &str, name: &str) -> R<Vec<Ev>> {
+    Ok(event_objects(ns, kind, name)?
+        .iter()
         .map(|e| {
             (
                 s(e, "/type").to_string(),
@@ -241,6 +283,15 @@ pub fn strip_finalizers(ns: &str, name: &str) -> Out {
         "-p",
         r#"{"metadata":{"finalizers":null}}"#,
     ])
+}
+
+/// Creates namespace `name` and waits until its default ServiceAccount, which pods need, exists
+/// (trying as often as `poller` says).
+pub fn create_namespace(name: &str, poller: Poller) -> R<()> {
+    k(&["create", "namespace", name])?;
+    poller.until("the default ServiceAccount", TIMEOUT, || {
+        k(&["get", "serviceaccount", "default", "-n", name]).map(|_| ())
+    })
 }
 
 /// Takes a scenario's namespace away: its DebugSessions first (their finalizers dropped when the

@@ -6,16 +6,20 @@
 //! - [`objects`]: reading objects (JSON pointers, conditions, containers, field managers, diffs);
 //! - [`operator`]: the one way to start, signal and stop the operator binary;
 //! - [`runner`]: the one scenario runner (named scenarios, in parallel or one after the other, a
-//!   summary line and the exit code).
+//!   summary line and the exit code);
+//! - [`session`]: a DebugSession read, summed up in one line, tested, and waited for (a state, its
+//!   deletion, its events).
 //!
-//! Besides them: polling with a timeout and a useful failure message, time stamps, and rendering
-//! samples and fixtures. Everything is re-exported at the crate root (`use debugsession_e2e::*`).
+//! Besides them: polling with a timeout and a useful failure message ([`Poller`], [`wait_for`]),
+//! time stamps, and rendering samples and fixtures. Everything is re-exported at the crate root
+//! (`use debugsession_e2e::*`).
 
 pub mod cluster;
 pub mod kubectl;
 pub mod objects;
 pub mod operator;
 pub mod runner;
+pub mod session;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,12 +32,50 @@ pub use objects::*;
 pub use operator::*;
 pub use runner::*;
 pub use serde_json::{Value, json};
+pub use session::*;
 
 pub type R<T> = Result<T, String>;
 
 /// Generous default timeout: the test machine has 2 cores and runs scenarios in parallel.
 pub const TIMEOUT: Duration = Duration::from_secs(90);
+/// For kubectl's own waits (`--timeout=110s`) and slow phases.
+pub const LONG: Duration = Duration::from_secs(120);
+/// How often [`wait_for`] and the other waits of [`WAIT`] try.
 pub const POLL: Duration = Duration::from_millis(250);
+/// The waits that try every [`POLL`].
+pub const WAIT: Poller = Poller::every(POLL);
+
+/// How often a wait tries: every [`POLL`] ([`WAIT`]) unless a suite whose waits run many at a time
+/// on a small machine tries less often.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Poller {
+    pub every: Duration,
+}
+
+impl Poller {
+    pub const fn every(every: Duration) -> Poller {
+        Poller { every }
+    }
+
+    /// Calls `f` until it returns Ok, sleeping `every` after each Err; fails once `timeout` has
+    /// passed, with the last Err it gave.
+    pub fn until<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> R<T>) -> R<T> {
+        let start = Instant::now();
+        loop {
+            let last = match f() {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            if start.elapsed() >= timeout {
+                return Err(format!(
+                    "timed out after {}s waiting for {what}; last seen: {last}",
+                    timeout.as_secs()
+                ));
+            }
+            thread::sleep(self.every);
+        }
+    }
+}
 
 /// The repository root (parent of e2e/).
 pub fn root() -> PathBuf {
@@ -49,20 +91,14 @@ pub fn env_flag(name: &str) -> bool {
 }
 
 /// Polls `f` every 250ms until it returns Ok, or fails after `timeout` with the last Err it gave.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> R<T>) -> R<T> {
-    let start = Instant::now();
-    loop {
-        let last = match f() {
-            Ok(v) => return Ok(v),
-            Err(e) => e,
-        };
-        if start.elapsed() >= timeout {
-            return Err(format!(
-                "timed out after {}s waiting for {what}; last seen: {last}",
-                timeout.as_secs()
-            ));
-        }
-        thread::sleep(POLL);
+pub fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> R<T>) -> R<T> {
+    WAIT.until(what, timeout, f)
+}
+
+/// Prints step `msg` of scenario or row `label` when `verbose` (E2E_VERBOSE=1).
+pub fn say(verbose: bool, label: &str, msg: &str) {
+    if verbose {
+        println!("  [{label}] {msg}");
     }
 }
 
@@ -77,6 +113,15 @@ pub fn now_epoch() -> f64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// Sleeps until the epoch second `t` (a TTL running out): waits for wall-clock time itself, not
+/// for a condition.
+pub fn sleep_until_epoch(t: f64) {
+    let wait = t - now_epoch();
+    if wait > 0.0 {
+        thread::sleep(Duration::from_secs_f64(wait));
+    }
 }
 
 /// Parses an RFC 3339 UTC timestamp such as `2024-05-01T10:00:00Z` (fractions allowed) to epoch seconds.
@@ -127,4 +172,30 @@ pub fn render_fixture(rel: &str, edits: &[(&str, &str)]) -> R<String> {
     Ok(render(rel, edits)?
         .replace("registry.local/nginx:1.22.1", &cluster().nginx())
         .replace("registry.local/busybox:1.35.0", &cluster().busybox()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn until_tries_every_interval_up_to_the_timeout() {
+        let mut tries = 0;
+        let start = Instant::now();
+        let res: R<()> = Poller::every(Duration::from_millis(20)).until(
+            "nothing",
+            Duration::from_millis(50),
+            || {
+                tries += 1;
+                Err(format!("try {tries}"))
+            },
+        );
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        // Tries at 0, 20, 40 and 60ms, unless a loaded machine sleeps longer.
+        assert!((2..=4).contains(&tries), "{tries} tries");
+        assert_eq!(
+            res.unwrap_err(),
+            format!("timed out after 0s waiting for nothing; last seen: try {tries}")
+        );
+    }
 }

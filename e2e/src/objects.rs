@@ -1,5 +1,6 @@
 //! Reading the objects kubectl returns: fields at a JSON pointer, conditions, the containers of a
-//! pod template (the shell among them), field managers, and differences for failure messages.
+//! pod template (the shell among them, and a patch that takes it out), the holder annotation,
+//! field managers, and differences for failure messages.
 
 use std::collections::BTreeSet;
 
@@ -7,6 +8,11 @@ use crate::{R, Value, ensure};
 
 /// Default name of the shell container the operator adds.
 pub const SHELL: &str = "debug-shell";
+
+/// The annotation naming the session that holds a workload.
+pub const HOLDER: &str = "debugsession.dev/session";
+/// [`HOLDER`] as a JSON pointer into the workload.
+pub const HOLDER_PTR: &str = "/metadata/annotations/debugsession.dev~1session";
 
 /// String at a JSON pointer ("" when absent).
 pub fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
@@ -57,6 +63,18 @@ pub fn has_shell(template: &Value) -> bool {
     shell_of(template).is_some()
 }
 
+/// A JSON patch of a workload that takes the shell container out of its pod template `template`
+/// (testing the container's name first), as someone other than the operator would.
+pub fn shell_removal_patch(template: &Value) -> R<String> {
+    let idx = containers(template)
+        .iter()
+        .position(|c| c["name"] == SHELL)
+        .ok_or("no shell in the template")?;
+    Ok(format!(
+        r#"[{{"op":"test","path":"/spec/template/spec/containers/{idx}/name","value":"{SHELL}"}},{{"op":"remove","path":"/spec/template/spec/containers/{idx}"}}]"#
+    ))
+}
+
 /// The field managers of an object (read with `--show-managed-fields`).
 pub fn managers(obj: &Value) -> Vec<String> {
     obj.pointer("/metadata/managedFields")
@@ -67,6 +85,14 @@ pub fn managers(obj: &Value) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default()
+}
+
+/// The operator's field managers (`debugsession/...`) of an object.
+pub fn our_managers(obj: &Value) -> Vec<String> {
+    managers(obj)
+        .into_iter()
+        .filter(|m| m.starts_with("debugsession/"))
+        .collect()
 }
 
 /// Differences between two JSON values as pointer paths (for failure messages).

@@ -3,10 +3,7 @@
 
 use debugsession_e2e::*;
 
-use crate::sessions::{
-    REQUESTER, cond_is, delete_session, phase_is, session, session_yaml, target, wait_active,
-    wait_event, wait_session,
-};
+use crate::sessions::{EVENT_WAIT, REQUESTER, delete_session, session_yaml, target, wait_active};
 use crate::{Run, step};
 
 pub fn allowed_path(run: &mut Run) -> R<()> {
@@ -66,12 +63,12 @@ fn patch_own(run: &Run, name: &str, patch: &str) -> R<String> {
 /// The allowed path, part two: `full` extends their own running session and changes its shell.
 fn own_changes(run: &Run, name: &str) -> R<String> {
     let (ns, full) = (&run.ns, run.user("full"));
-    let v = session(ns, name)?;
+    let v = get_session(ns, name)?;
     let expires = parse_time(s(&v, "/status/expiresAt"))?;
     patch_own(run, name, r#"{"spec":{"ttl":"20m"}}"#)?;
     // Only the expiry counts here: whether a TTL-only generation bumps shellGeneration is the
     // controller's business; after the shell change below it must.
-    let v = wait_session(ns, name, "expiresAt 10 minutes later", TIMEOUT, |v| {
+    let v = WAIT.session(ns, name, "expiresAt 10 minutes later", TIMEOUT, |v| {
         parse_time(s(v, "/status/expiresAt")).is_ok_and(|t| t >= expires + 540.0)
     })?;
     let extended = s(&v, "/status/expiresAt").to_string();
@@ -92,7 +89,7 @@ fn own_changes(run: &Run, name: &str) -> R<String> {
             || format!("shell container: {shell}"),
         )
     })?;
-    let v = wait_session(
+    let v = WAIT.session(
         ns,
         name,
         "SpecApplied=True, shellGeneration = generation",
@@ -108,12 +105,13 @@ fn own_changes(run: &Run, name: &str) -> R<String> {
             )
         },
     )?;
-    let ev = wait_event(
+    let (_, _, ev) = WAIT.event(
         ns,
         "DebugSession",
         name,
         "SpecChanged",
         &[&full, "spec.shell"],
+        EVENT_WAIT,
     )?;
     Ok(format!(
         "expiresAt moved to {extended}; shell generation {} applied; SpecChanged: {ev}",

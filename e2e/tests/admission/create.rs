@@ -6,7 +6,7 @@ use debugsession_e2e::*;
 use crate::Run;
 use crate::install::KUBE_SYSTEM_SESSION;
 use crate::rows::{Row, refused_create, row};
-use crate::sessions::{REQUESTER, create_as, failed_with, session, session_yaml, target};
+use crate::sessions::{REQUESTER, create_as, failed_with, session_yaml, target};
 use crate::webhook::without_webhooks;
 
 pub fn rows() -> Vec<Row> {
@@ -132,7 +132,7 @@ fn privileged_shell(run: &mut Run) -> R<String> {
         )?;
         return Ok(msg);
     }
-    let v = session(&run.ns, "privileged")?;
+    let v = get_session(&run.ns, "privileged")?;
     ensure(v.pointer("/spec/shell/securityContext").is_none(), || {
         format!("the privileged field was stored: {}", v["spec"])
     })?;
@@ -166,7 +166,7 @@ fn forged_stamp(run: &mut Run) -> R<String> {
     let yaml = session_yaml("forged", &target("absent"), forged);
     let user = run.user("full");
     k_in(&yaml, &["create", "-n", &run.ns, "--as", &user, "-f", "-"])?;
-    let v = session(&run.ns, "forged")?;
+    let v = get_session(&run.ns, "forged")?;
     let who = v["metadata"]["annotations"][REQUESTER]
         .as_str()
         .unwrap_or("");
@@ -212,7 +212,7 @@ fn changed_stamp(run: &mut Run) -> R<String> {
         })?;
         refusals.push(out.stderr.trim().to_string());
     }
-    let v = session(&run.ns, "forged")?;
+    let v = get_session(&run.ns, "forged")?;
     ensure(
         v["metadata"]["annotations"][REQUESTER] == run.user("full"),
         || "the stamp changed".into(),

@@ -6,8 +6,9 @@ use debugsession_e2e::*;
 
 use crate::Run;
 use crate::rows::{DENIED, Row, refused_patch, row};
-use crate::sessions::{FINALIZER, ORPHAN_LIVE, ORPHAN_STOPPED, RUNNING, delete_session};
-use crate::sessions::{matches_snapshot, session, wait_event};
+use crate::sessions::{
+    EVENT_WAIT, FINALIZER, ORPHAN_LIVE, ORPHAN_STOPPED, RUNNING, delete_session, matches_snapshot,
+};
 use crate::webhook::{Mode, signal_operator, start_operator, stop_operator, without_webhooks};
 
 pub fn rows() -> Vec<Row> {
@@ -51,7 +52,7 @@ fn editor_strips(how: &'static str, kind: &'static str, patch: &'static str) -> 
                 patch,
                 &[DENIED, "finalizer debugsession.dev/revert", "still holds"],
             )?;
-            let v = session(&run.ns, RUNNING)?;
+            let v = get_session(&run.ns, RUNNING)?;
             let fins = &v["metadata"]["finalizers"];
             ensure(
                 fins.as_array()
@@ -111,7 +112,7 @@ fn orphaned(run: &mut Run, name: &str, stopped: bool) -> R<String> {
             TIMEOUT,
             || matches_snapshot(&ns, name, &pre, false),
         )?;
-        let ev = wait_event(&ns, "Deployment", name, "OrphanReleased", &[])?;
+        let (_, _, ev) = WAIT.event(&ns, "Deployment", name, "OrphanReleased", &[], EVENT_WAIT)?;
         let who = if stopped {
             "the restarted"
         } else {

@@ -4,7 +4,7 @@
 use debugsession_e2e::*;
 
 use crate::Run;
-use crate::sessions::{patch_session, session};
+use crate::sessions::patch_session;
 
 /// A forbidden request: Ok(message) when refused (or undone), Err(why not) otherwise.
 type Attempt = Box<dyn Fn(&mut Run) -> R<String>>;
@@ -66,14 +66,14 @@ pub fn refused_patch(
     patch: &str,
     words: &[&str],
 ) -> R<String> {
-    let before = session(ns, name)?;
+    let before = get_session(ns, name)?;
     let out = patch_session(ns, name, Some(user), kind, patch);
     if out.ok {
         return Err(format!("was admitted: {}", out.stdout.trim()));
     }
     let msg = out.stderr.trim().to_string();
     has_words(&msg, words)?;
-    let after = session(ns, name)?;
+    let after = get_session(ns, name)?;
     for pointer in ["/spec", "/metadata/generation", "/metadata/finalizers"] {
         ensure(after.pointer(pointer) == before.pointer(pointer), || {
             format!(

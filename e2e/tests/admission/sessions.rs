@@ -11,6 +11,8 @@ pub const SPEC_DIGEST: &str = "debugsession.dev/spec-digest";
 /// Every stamp annotation starts with this.
 const STAMP_PREFIX: &str = "debugsession.dev/";
 pub const FINALIZER: &str = "debugsession.dev/revert";
+/// How long the suite waits for an Event.
+pub const EVENT_WAIT: Duration = Duration::from_secs(30);
 
 /// Deployment held by the `full` user's sessions RUNNING (Active) and PENDING (waiting behind it).
 pub const VICTIM: &str = "victim";
@@ -63,10 +65,6 @@ pub fn create_as(ns: &str, user: Option<&str>, manifest: &str) -> R<String> {
     k_in(manifest, &args)
 }
 
-pub fn session(ns: &str, name: &str) -> R<Value> {
-    get_json(&["-n", ns, "debugsession", name])
-}
-
 /// `kubectl patch` of a session with a patch of `kind` (merge, json), as `user` (None: the admin).
 pub fn patch_session(ns: &str, name: &str, user: Option<&str>, kind: &str, patch: &str) -> Out {
     let mut args = vec![
@@ -101,60 +99,22 @@ pub fn delete_session(ns: &str, name: &str, timeout: &str) -> R<()> {
     .map(|_| ())
 }
 
-/// One line on a session, for messages.
-pub fn summary(v: &Value) -> String {
-    format!(
-        "phase={:?} generation={} shellGeneration={} message={:?} {} {}",
-        s(v, "/status/phase"),
-        v["metadata"]["generation"],
-        v["status"]["shellGeneration"],
-        s(v, "/status/message"),
-        cond_summary(v, "Ready"),
-        cond_summary(v, "SpecApplied")
-    )
-}
-
-/// Waits until the session satisfies `ok`.
-pub fn wait_session(
-    ns: &str,
-    name: &str,
-    what: &str,
-    timeout: Duration,
-    ok: impl Fn(&Value) -> bool,
-) -> R<Value> {
-    wait_for(&format!("session {ns}/{name}: {what}"), timeout, || {
-        let v = session(ns, name)?;
-        if ok(&v) { Ok(v) } else { Err(summary(&v)) }
-    })
-}
-
+/// Waits (180s at most) until the session is Active.
 pub fn wait_active(ns: &str, name: &str) -> R<Value> {
-    wait_session(ns, name, "Active", Duration::from_secs(180), |v| {
+    WAIT.session(ns, name, "Active", Duration::from_secs(180), |v| {
         phase_is(v, "Active")
     })
-}
-
-pub fn phase_is(v: &Value, phase: &str) -> bool {
-    s(v, "/status/phase") == phase
-}
-
-pub fn cond_is(v: &Value, type_: &str, status: &str, reason: Option<&str>) -> bool {
-    condition(v, type_)
-        .is_some_and(|c| s(c, "/status") == status && reason.is_none_or(|r| s(c, "/reason") == r))
 }
 
 /// Waits until the session is Failed with a Ready reason among `reasons`.
 pub fn failed_with(ns: &str, name: &str, reasons: &[&str]) -> R<String> {
     let what = format!("Failed ({})", reasons.join(" or "));
-    let v = wait_session(ns, name, &what, TIMEOUT, |v| {
-        phase_is(v, "Failed")
-            && condition(v, "Ready").is_some_and(|c| reasons.contains(&s(c, "/reason")))
+    let v = WAIT.session(ns, name, &what, TIMEOUT, |v| {
+        phase_is(v, "Failed") && reasons.contains(&ready_reason(v))
     })?;
-    let reason = condition(&v, "Ready")
-        .map(|c| s(c, "/reason"))
-        .unwrap_or_default();
     Ok(format!(
-        "phase Failed, Ready reason {reason}: {}",
+        "phase Failed, Ready reason {}: {}",
+        ready_reason(&v),
         s(&v, "/status/message")
     ))
 }
@@ -171,26 +131,6 @@ pub fn stamp_of(v: &Value) -> Value {
         })
         .unwrap_or_default();
     Value::Object(map)
-}
-
-/// Waits (30s at most) for an Event with `reason` on `kind/name` whose message holds every word
-/// of `words`; returns that message.
-pub fn wait_event(ns: &str, kind: &str, name: &str, reason: &str, words: &[&str]) -> R<String> {
-    wait_for(
-        &format!("an event {reason} on {kind} {ns}/{name} mentioning {words:?}"),
-        Duration::from_secs(30),
-        || {
-            let evs = events(ns, kind, name)?;
-            evs.iter()
-                .find(|(_, r, m)| r == reason && words.iter().all(|w| m.contains(w)))
-                .map(|(_, _, m)| m.clone())
-                .ok_or_else(|| {
-                    let seen: Vec<String> =
-                        evs.iter().map(|(_, r, m)| format!("{r}: {m}")).collect();
-                    format!("events so far: {seen:?}")
-                })
-        },
-    )
 }
 
 /// A deployment's pod template and generation at one moment.

@@ -7,9 +7,8 @@ use debugsession_e2e::*;
 use crate::Run;
 use crate::rows::{DENIED, Row, has_words, row};
 use crate::sessions::{
-    OTHER, REQUESTER, RUNNING, SIGNATURE, SPEC_DIGEST, VICTIM, cond_is, create_as, delete_session,
-    failed_with, matches_snapshot, patch_session, phase_is, session, session_json, spec_for,
-    stamp_of, summary, wait_session,
+    OTHER, REQUESTER, RUNNING, SIGNATURE, SPEC_DIGEST, VICTIM, create_as, delete_session,
+    failed_with, matches_snapshot, patch_session, session_json, spec_for, stamp_of,
 };
 use crate::webhook::{Mode, with_operator, without_webhooks};
 
@@ -48,7 +47,7 @@ pub fn late_rows() -> Vec<Row> {
 /// legitimately `full`'s, and must not touch a workload.
 fn copied_stamp_by_user(run: &mut Run) -> R<String> {
     let name = "copy-by-full";
-    let stamp = stamp_of(&session(&run.ns, RUNNING)?);
+    let stamp = stamp_of(&get_session(&run.ns, RUNNING)?);
     let full = run.user("full");
     let manifest = session_json(name, spec_for("no-such-workload", "10m"), stamp.clone());
     let out = kubectl_in(
@@ -60,7 +59,7 @@ fn copied_stamp_by_user(run: &mut Run) -> R<String> {
         has_words(&msg, &[DENIED])?;
         return Ok(msg);
     }
-    let v = session(&run.ns, name)?;
+    let v = get_session(&run.ns, name)?;
     let got = stamp_of(&v);
     let _ = delete_session(&run.ns, name, "30s");
     for key in [SIGNATURE, SPEC_DIGEST] {
@@ -85,7 +84,7 @@ fn copied_stamp_by_user(run: &mut Run) -> R<String> {
 /// The cluster admin creates, with the webhooks deleted, a session with `spec` carrying the
 /// running session's stamp verbatim: the controller must refuse it.
 fn copied_stamp_by_admin(run: &mut Run, name: &str, spec: Option<Value>) -> R<String> {
-    let victim = session(&run.ns, RUNNING)?;
+    let victim = get_session(&run.ns, RUNNING)?;
     let spec = spec.unwrap_or_else(|| victim["spec"].clone());
     let manifest = session_json(name, spec, stamp_of(&victim));
     without_webhooks(run, |run| create_as(&run.ns, None, &manifest))?;
@@ -99,7 +98,7 @@ fn copied_stamp_by_admin(run: &mut Run, name: &str, spec: Option<Value>) -> R<St
 /// unstamped spec must not reach the workload.
 fn unstamped_edit(run: &mut Run) -> R<String> {
     let ns = run.ns.clone();
-    let v = session(&ns, RUNNING)?;
+    let v = get_session(&ns, RUNNING)?;
     let gen_before = v["metadata"]["generation"].as_i64().unwrap_or(0);
     let applied = v["status"]["shellGeneration"].as_i64().ok_or_else(|| {
         format!(
@@ -114,7 +113,7 @@ fn unstamped_edit(run: &mut Run) -> R<String> {
             format!("the admin's patch failed: {}", out.both())
         })
     })?;
-    let v = wait_session(
+    let v = WAIT.session(
         &ns,
         RUNNING,
         "SpecApplied=False reason SpecNotStamped for the new generation",
@@ -150,7 +149,7 @@ fn stamp_required(run: &mut Run) -> R<String> {
             let manifest = session_json(name, spec_for(OTHER, "10m"), json!({}));
             create_as(&run.ns, None, &manifest)?;
             let msg = failed_with(&run.ns, name, &["StampRequired"])?;
-            let v = session(&run.ns, name)?;
+            let v = get_session(&run.ns, name)?;
             let text = format!(
                 "{} {}",
                 s(&v, "/status/message"),

@@ -8,9 +8,8 @@ use std::time::Duration;
 use debugsession_e2e::*;
 
 use crate::sessions::{
-    ORPHAN_LIVE, ORPHAN_STOPPED, PENDING, RUNNING, VICTIM, cond_is, create_as, delete_session,
-    matches_snapshot, phase_is, session, session_json, snapshot, spec_for, summary, untouched,
-    wait_active, wait_session,
+    ORPHAN_LIVE, ORPHAN_STOPPED, PENDING, RUNNING, VICTIM, create_as, delete_session,
+    matches_snapshot, session_json, snapshot, spec_for, untouched, wait_active,
 };
 use crate::{Run, step};
 
@@ -38,7 +37,7 @@ pub fn start(run: &mut Run) -> R<()> {
     run.held = Some(held);
     let manifest = session_json(PENDING, spec_for(VICTIM, "10m"), json!({}));
     create_as(&ns, Some(&full), &manifest)?;
-    wait_session(
+    WAIT.session(
         &ns,
         PENDING,
         "Pending with HeldByOtherSession",
@@ -71,11 +70,11 @@ pub fn intact_then_release(run: &mut Run) -> R<()> {
 }
 
 fn sessions_still_there(run: &Run) -> R<()> {
-    let v = session(&run.ns, RUNNING)?;
+    let v = get_session(&run.ns, RUNNING)?;
     ensure(phase_is(&v, "Active"), || {
         format!("{RUNNING} is no longer Active: {}", summary(&v))
     })?;
-    let v = session(&run.ns, PENDING)?;
+    let v = get_session(&run.ns, PENDING)?;
     ensure(phase_is(&v, "Pending"), || {
         format!("{PENDING} is no longer Pending: {}", summary(&v))
     })

@@ -3,7 +3,7 @@
 use debugsession_e2e::*;
 
 use crate::fault::Fault;
-use crate::ns::{check_expired, sleep_until_epoch, summary};
+use crate::ns::check_expired;
 use crate::suite::Suite;
 use crate::{SHORT, TARGET};
 
@@ -39,7 +39,7 @@ pub fn stage_down_expiry(suite: &Suite, f: &mut Fault) {
         let t = suite.while_stopped(|| {
             sleep_until_epoch(f.expires + 2.0);
             let v = f.ns.dbgs(&f.session)?;
-            ensure(s(&v, "/status/phase") == "Active", || {
+            ensure(phase_is(&v, "Active"), || {
                 format!("phase changed while the operator was down: {}", summary(&v))
             })?;
             shell_stayed(f)?;

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use debugsession_e2e::*;
 
-use crate::ns::{Ns, poll, unique};
+use crate::ns::{Ns, SLOW, unique};
 use crate::suite::{Kind, Suite, run_logs};
-use crate::{DEPLOY, LONG, NO_EXPIRY, TARGET};
+use crate::{DEPLOY, NO_EXPIRY, TARGET};
 
 pub fn drift_events(suite: &Suite) {
     let t0 = Instant::now();
@@ -22,21 +22,15 @@ pub fn drift_events(suite: &Suite) {
         ns.wait_active("drift", LONG)?;
         const DRIFTS: u64 = 3;
         for i in 1..=DRIFTS {
-            let tpl = ns.template(TARGET)?;
-            let idx = containers(&tpl)
-                .iter()
-                .position(|c| c["name"] == SHELL)
-                .ok_or_else(|| format!("drift {i}: no shell in the template"))?;
-            let patch = format!(
-                r#"[{{"op":"test","path":"/spec/template/spec/containers/{idx}/name","value":"{SHELL}"}},{{"op":"remove","path":"/spec/template/spec/containers/{idx}"}}]"#
-            );
+            let patch = shell_removal_patch(&ns.template(TARGET)?)
+                .map_err(|e| format!("drift {i}: {e}"))?;
             ns.k(&["patch", "deployment", TARGET, "--type=json", "-p", &patch])?;
-            poll(&format!("drift {i}: the shell back"), TIMEOUT, || {
+            SLOW.until(&format!("drift {i}: the shell back"), TIMEOUT, || {
                 ensure(has_shell(&ns.template(TARGET)?), || "not yet".to_string())
             })?;
             ns.wait_active("drift", LONG)
                 .map_err(|e| format!("drift {i}: {e}"))?;
-            poll(
+            SLOW.until(
                 &format!("drift {i}: {i} Drifted events"),
                 Duration::from_secs(20),
                 || {

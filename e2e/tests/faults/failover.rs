@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use debugsession_e2e::*;
 
 use crate::fault::{Fault, check_pause_line};
-use crate::ns::{check_expired, poll, summary, unique};
+use crate::ns::{SLOW, check_expired, unique};
 use crate::suite::{Suite, log_lines, wait_paused};
 use crate::{SHORT, TARGET};
 
@@ -30,15 +30,7 @@ pub fn stage_failover(suite: &Suite, f: &mut Fault) {
             "--lease-duration",
             "6",
         ];
-        let holder = || -> R<String> {
-            let v = get_json(&["lease", &lease, "-n", &ns])?;
-            let h = s(&v, "/spec/holderIdentity").to_string();
-            if h.is_empty() {
-                Err("no holder yet".into())
-            } else {
-                Ok(h)
-            }
-        };
+        let holder = || lease_holder(&ns, &lease);
         let mut ops: Vec<Operator> = Vec::new();
         let res = (|| -> R<()> {
             ops.push(suite.start_paused(
@@ -47,7 +39,7 @@ pub fn stage_failover(suite: &Suite, f: &mut Fault) {
                 &flags,
                 &[("POD_NAME", "faults-a")],
             )?);
-            poll("faults-a to hold the lease", SHORT, || {
+            SLOW.until("faults-a to hold the lease", SHORT, || {
                 let h = holder()?;
                 ensure(h == "faults-a", || format!("holder {h}"))
             })?;
@@ -63,7 +55,7 @@ pub fn stage_failover(suite: &Suite, f: &mut Fault) {
             let w = f.ns.deployment(TARGET)?;
             let v = f.ns.dbgs(&f.session)?;
             ensure(
-                !has_shell(&w["spec"]["template"]) && s(&v, "/status/phase") != "Expired",
+                !has_shell(&w["spec"]["template"]) && !phase_is(&v, "Expired"),
                 || {
                     format!(
                         "at after-release: shell {}, {}",
@@ -75,7 +67,7 @@ pub fn stage_failover(suite: &Suite, f: &mut Fault) {
             ops[0].kill();
             f.injected = true;
             let t = Instant::now();
-            poll("the standby faults-b to take the lease", SHORT, || {
+            SLOW.until("the standby faults-b to take the lease", SHORT, || {
                 let h = holder()?;
                 ensure(h == "faults-b", || format!("holder still {h}"))
             })?;

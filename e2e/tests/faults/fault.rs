@@ -7,7 +7,7 @@ use debugsession_e2e::*;
 
 use crate::ns::{Ns, unique};
 use crate::suite::{Kind, RowResult, Suite, run_logs};
-use crate::{DEPLOY, LONG, TARGET};
+use crate::{DEPLOY, TARGET};
 
 /// One fault row: its namespace, Deployment `nginx`, session, the template before the session.
 pub struct Fault {

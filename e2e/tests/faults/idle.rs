@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 
 use debugsession_e2e::*;
 
-use crate::ns::{Ns, our_managers, poll, ready_reason, summary};
+use crate::ns::{Ns, SLOW};
 use crate::suite::{Kind, Suite, run_logs};
 use crate::table::TableState;
-use crate::{HOLDER, HOLDER_PTR, LONG, NO_EXPIRY, SHORT, TARGET};
+use crate::{NO_EXPIRY, SHORT, TARGET};
 
 pub fn foreign_holder(suite: &Suite, t: &TableState) {
     let t0 = Instant::now();
@@ -20,7 +20,7 @@ pub fn foreign_holder(suite: &Suite, t: &TableState) {
         let before = ns.deployment("app")?;
         ns.session("fh", "app", NO_EXPIRY)?;
         let v = ns.wait_session("fh", "Pending with ForeignHolder", SHORT, |v| {
-            s(v, "/status/phase") == "Pending" && ready_reason(v) == "ForeignHolder"
+            phase_is(v, "Pending") && ready_reason(v) == "ForeignHolder"
         })?;
         let msg = s(condition(&v, "Ready").unwrap(), "/message").to_string();
         ensure(msg.contains(HOLDER) && msg.contains("kubectl"), || {
@@ -40,7 +40,7 @@ pub fn foreign_holder(suite: &Suite, t: &TableState) {
         ));
         let v = ns.dbgs("fh")?;
         ensure(
-            s(&v, "/status/phase") == "Pending" && ready_reason(&v) == "ForeignHolder",
+            phase_is(&v, "Pending") && ready_reason(&v) == "ForeignHolder",
             || format!("no longer waiting: {}", summary(&v)),
         )?;
         ensure(w <= 2, || format!("{w} Warning events in 20 s, want <= 2"))?;
@@ -89,7 +89,7 @@ pub fn idle(suite: &Suite, ns: &Ns, original: &Value) {
         let m1 = suite.reconciles()?;
         notes.push(format!("FIGURE idle-active-reconciles-65s={}", m1 - m0));
         let v = ns.dbgs("idle")?;
-        ensure(s(&v, "/status/phase") == "Active", || summary(&v))?;
+        ensure(phase_is(&v, "Active"), || summary(&v))?;
         ensure(m1 - m0 <= 3.0, || {
             format!(
                 "{} reconciles in 65 s of an idle Active session, want <= 3",
@@ -114,7 +114,7 @@ pub fn idle(suite: &Suite, ns: &Ns, original: &Value) {
 /// Waits until the operator's reconcile count stands still for 3 s (the other rows are over).
 pub fn wait_quiet(suite: &Suite) {
     let mut last = suite.reconciles().unwrap_or(-1.0);
-    let res = poll(
+    let res = SLOW.until(
         "the operator to be quiet (no reconcile for 3 s)",
         TIMEOUT,
         || {

@@ -65,9 +65,6 @@ use suite::{Kind, RowResult, Suite};
 
 pub const DEPLOY: &str = "e2e/fixtures/nginx-deployment.yaml";
 pub const TABLE_DEPLOY: &str = "e2e/fixtures/faults-init-deployment.yaml";
-pub const HOLDER: &str = "debugsession.dev/session";
-pub const HOLDER_PTR: &str = "/metadata/annotations/debugsession.dev~1session";
-pub const LONG: Duration = Duration::from_secs(120);
 pub const SHORT: Duration = Duration::from_secs(60);
 /// A session that never expires during the run (ended by deletion).
 pub const NO_EXPIRY: &str = "15m";

@@ -2,12 +2,9 @@
 //! events, and the checks that a workload carries a session's shell or is back as it was.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::thread;
 use std::time::Duration;
 
 use debugsession_e2e::*;
-
-use crate::{HOLDER, HOLDER_PTR, LONG};
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -18,51 +15,9 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{base:03}{n:02}")
 }
 
-pub fn summary(v: &Value) -> String {
-    format!(
-        "phase={:?} message={:?} {} {}",
-        s(v, "/status/phase"),
-        s(v, "/status/message"),
-        cond_summary(v, "Ready"),
-        cond_summary(v, "Reverted"),
-    )
-}
-
-pub fn ready_reason(v: &Value) -> String {
-    condition(v, "Ready")
-        .map(|c| s(c, "/reason").to_string())
-        .unwrap_or_default()
-}
-
-/// The `debugsession/` field managers of an object.
-pub fn our_managers(obj: &Value) -> Vec<String> {
-    managers(obj)
-        .into_iter()
-        .filter(|m| m.starts_with("debugsession/"))
-        .collect()
-}
-
-/// How often [`poll`] tries.
-const POLL_EVERY: Duration = Duration::from_millis(500);
-
-/// [`wait_for`] trying every 500ms instead of 250ms (several rows poll at once on a 2-core
-/// machine; `idle::wait_quiet`'s 3 s window counts on it). A failed try sleeps the extra 250ms
-/// before wait_for checks the deadline, so wait_for is given a deadline 250ms later: the tries and
-/// the deadline are those of a plain 500ms loop, and the message still names `timeout`.
-pub fn poll<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> R<T>) -> R<T> {
-    let extra = POLL_EVERY - POLL;
-    wait_for(what, timeout + extra, || {
-        f().inspect_err(|_| thread::sleep(extra))
-    })
-}
-
-/// Waits for wall-clock time itself (a TTL running out), not for a condition.
-pub fn sleep_until_epoch(t: f64) {
-    let wait = t - now_epoch();
-    if wait > 0.0 {
-        thread::sleep(Duration::from_secs_f64(wait));
-    }
-}
+/// How the suite's waits try: every 500ms, not 250ms (several rows poll at once on a 2-core
+/// machine; `idle::wait_quiet`'s 3 s window counts on it).
+pub const SLOW: Poller = Poller::every(Duration::from_millis(500));
 
 fn session_doc(ns: &str, name: &str, target: &str, ttl: &str, shell: Option<&Value>) -> String {
     let mut spec = json!({"target": {"kind": "Deployment", "name": target}, "ttl": ttl});
@@ -91,6 +46,20 @@ pub struct Ns {
     verbose: bool,
 }
 
+impl InNamespace for Ns {
+    fn namespace(&self) -> &str {
+        &self.name
+    }
+
+    fn poller(&self) -> Poller {
+        SLOW
+    }
+
+    fn say(&self, msg: &str) {
+        say(self.verbose, &self.row, msg);
+    }
+}
+
 impl Ns {
     pub fn new(name: String, row: &str, verbose: bool) -> Ns {
         Ns {
@@ -101,22 +70,7 @@ impl Ns {
     }
 
     pub fn init(&self) -> R<()> {
-        k(&["create", "namespace", &self.name])?;
-        poll("the default ServiceAccount", TIMEOUT, || {
-            k(&["get", "serviceaccount", "default", "-n", &self.name]).map(|_| ())
-        })
-    }
-
-    fn say(&self, msg: &str) {
-        if self.verbose {
-            println!("  [{}] {msg}", self.row);
-        }
-    }
-
-    pub fn k(&self, args: &[&str]) -> R<String> {
-        let mut a = vec!["-n", self.name.as_str()];
-        a.extend_from_slice(args);
-        k(&a)
+        create_namespace(&self.name, SLOW)
     }
 
     /// Applies a workload fixture (one replica, images of images.env) without waiting.
@@ -126,28 +80,7 @@ impl Ns {
     }
 
     pub fn rollout(&self, deploy: &str) -> R<()> {
-        let out = kubectl_for(
-            LONG,
-            &[
-                "rollout",
-                "status",
-                "-n",
-                &self.name,
-                &format!("deployment/{deploy}"),
-                "--timeout=110s",
-            ],
-        );
-        ensure(out.ok, || {
-            format!(
-                "rollout of deployment/{deploy} did not finish: {}",
-                out.both()
-            )
-        })
-    }
-
-    pub fn get(&self, resource: &str, name: &str) -> R<Value> {
-        get_opt(&self.name, resource, name)?
-            .ok_or_else(|| format!("{resource}/{name} not found in {}", self.name))
+        rollout(&self.name, &format!("deployment/{deploy}"))
     }
 
     pub fn deployment(&self, name: &str) -> R<Value> {
@@ -156,10 +89,6 @@ impl Ns {
 
     pub fn template(&self, deploy: &str) -> R<Value> {
         Ok(self.deployment(deploy)?["spec"]["template"].clone())
-    }
-
-    pub fn dbgs(&self, name: &str) -> R<Value> {
-        self.get("debugsession", name)
     }
 
     pub fn create_session(
@@ -179,48 +108,6 @@ impl Ns {
         ensure(out.ok, || {
             format!("creating DebugSession {name}: {}", out.both().trim())
         })
-    }
-
-    pub fn wait_session(
-        &self,
-        name: &str,
-        what: &str,
-        timeout: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> R<Value> {
-        self.say(&format!("wait for {name}: {what}"));
-        poll(&format!("DebugSession {name}: {what}"), timeout, || {
-            let v = self.dbgs(name)?;
-            if pred(&v) { Ok(v) } else { Err(summary(&v)) }
-        })
-    }
-
-    pub fn wait_phase(&self, name: &str, phase: &str, timeout: Duration) -> R<Value> {
-        self.wait_session(name, &format!("phase {phase}"), timeout, |v| {
-            s(v, "/status/phase") == phase
-        })
-    }
-
-    pub fn wait_active(&self, name: &str, timeout: Duration) -> R<Value> {
-        self.wait_session(name, "Active and Ready=True", timeout, |v| {
-            s(v, "/status/phase") == "Active"
-                && condition(v, "Ready").is_some_and(|c| c["status"] == "True")
-        })
-    }
-
-    pub fn wait_gone(&self, name: &str, timeout: Duration) -> R<()> {
-        poll(
-            &format!("DebugSession {name} to be gone"),
-            timeout,
-            || match get_opt(&self.name, "debugsession", name)? {
-                None => Ok(()),
-                Some(v) => Err(format!(
-                    "still there, finalizers {}, {}",
-                    v["metadata"]["finalizers"],
-                    summary(&v)
-                )),
-            },
-        )
     }
 
     /// Deletes the session and waits until the finalizer ran and it is gone.
@@ -286,37 +173,11 @@ impl Ns {
 
     /// Events of the DebugSession `name` matching `pred`, counting series.
     pub fn event_count(&self, name: &str, pred: impl Fn(&Value) -> bool) -> R<u64> {
-        let v = get_json(&["events", "-n", &self.name])?;
-        Ok(v["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        Ok(event_objects(&self.name, "DebugSession", name)?
             .iter()
-            .filter(|e| {
-                e["involvedObject"]["kind"] == "DebugSession"
-                    && e["involvedObject"]["name"] == name
-                    && pred(e)
-            })
+            .filter(|e| pred(e))
             .map(event_total)
             .sum())
-    }
-
-    pub fn wait_event(&self, name: &str, reason: &str, timeout: Duration) -> R<()> {
-        poll(
-            &format!("an event {reason} on DebugSession {name}"),
-            timeout,
-            || {
-                let evs = events(&self.name, "DebugSession", name)?;
-                if evs.iter().any(|e| e.1 == reason) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "events: {:?}",
-                        evs.iter().map(|e| &e.1).collect::<Vec<_>>()
-                    ))
-                }
-            },
-        )
     }
 
     /// Takes the namespace away (kept with E2E_KEEP=1 when the row failed).
@@ -327,9 +188,9 @@ impl Ns {
 
 pub fn check_expired(v: &Value) -> R<()> {
     ensure(
-        s(v, "/status/phase") == "Expired"
+        phase_is(v, "Expired")
             && ready_reason(v) == "Expired"
-            && condition(v, "Reverted").is_some_and(|c| c["status"] == "True"),
+            && cond_is(v, "Reverted", "True", None),
         || {
             format!(
                 "want phase Expired, Ready reason Expired, Reverted=True: {}",

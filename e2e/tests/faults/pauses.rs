@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use debugsession_e2e::*;
 
 use crate::fault::{Fault, check_pause_line};
-use crate::ns::{check_expired, our_managers, summary};
+use crate::ns::check_expired;
 use crate::suite::{Suite, wait_paused};
-use crate::{HOLDER_PTR, LONG, NO_EXPIRY, SHORT, TARGET};
+use crate::{NO_EXPIRY, SHORT, TARGET};
 
 /// after-hold / after-shell: a new session under an operator paused at `point`; SIGKILL; a fresh
 /// operator without pause points must bring the session to Active.

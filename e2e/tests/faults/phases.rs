@@ -10,7 +10,6 @@ use debugsession_e2e::*;
 use crate::downtime::{stage_down_delete, stage_down_expiry};
 use crate::failover::stage_failover;
 use crate::fault::Fault;
-use crate::ns::sleep_until_epoch;
 use crate::pauses::{stage_pause_cleanup, stage_pause_expiry, stage_pause_new};
 use crate::restarts::stage_restart;
 use crate::suite::Suite;

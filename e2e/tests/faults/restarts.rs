@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use debugsession_e2e::*;
 
+use crate::TARGET;
 use crate::fault::Fault;
 use crate::suite::{Suite, log_lines};
-use crate::{LONG, TARGET};
 
 /// kube-apiserver or etcd restarted while the session is Active; the operator keeps it running.
 pub fn stage_restart(suite: &Suite, f: &mut Fault, component: &str) {

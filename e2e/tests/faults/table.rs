@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use debugsession_e2e::*;
 
-use crate::ns::{Ns, our_managers, ready_reason, summary};
+use crate::ns::Ns;
 use crate::suite::{Kind, Suite, run_logs};
-use crate::{HOLDER_PTR, LONG, NO_EXPIRY, SHORT, TABLE_DEPLOY};
+use crate::{NO_EXPIRY, SHORT, TABLE_DEPLOY};
 
 enum Expect {
     /// Ends Failed with this Ready reason; the message contains the second string.
@@ -152,11 +152,7 @@ pub fn table(suite: &Suite) -> Option<TableState> {
                 }
                 (Expect::Failed(r, _) | Expect::FailedOrRefused(r), true) => *r,
             };
-            let v = ns.wait_phase(&name, "Failed", SHORT)?;
-            let got = ready_reason(&v);
-            ensure(got == reason, || {
-                format!("Ready reason {got:?}, want {reason}: {}", summary(&v))
-            })?;
+            let v = ns.wait_failed(&name, reason, SHORT)?;
             let msg = s(&v, "/status/message").to_string();
             if let Expect::Failed(_, part) = &expect {
                 ensure(msg.contains(part), || {

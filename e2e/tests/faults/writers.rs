@@ -7,9 +7,9 @@ use std::thread;
 use debugsession_e2e::*;
 
 use crate::fault::Fault;
-use crate::ns::{check_expired, sleep_until_epoch};
+use crate::ns::check_expired;
 use crate::suite::Suite;
-use crate::{LONG, NO_EXPIRY, SHORT, TARGET, WRITER_APPLY, WRITER_REVERT};
+use crate::{NO_EXPIRY, SHORT, TARGET, WRITER_APPLY, WRITER_REVERT};
 
 const WRITER_KEY: &str = "faults.e2e/writer";
 

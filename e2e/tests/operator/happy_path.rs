@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use debugsession_e2e::*;
 
 use crate::Suite;
-use crate::ns::{LONG, Ns, pod_name, summary};
+use crate::ns::{Ns, pod_name};
 use crate::pods::{nginx, wait_pods_with_shell, wait_pods_without_shell};
 
 const SESSION: &str = "nginx-debug";
@@ -64,7 +64,7 @@ fn apply_until_ready(ns: &Ns) -> R<()> {
 /// in the Deployment's template.
 fn status_while_active(ns: &Ns, uid: &str) -> R<()> {
     let v = ns.dbgs(SESSION)?;
-    ensure(s(&v, "/status/phase") == "Active", || {
+    ensure(phase_is(&v, "Active"), || {
         format!("not Active after Ready: {}", summary(&v))
     })?;
     ensure(s(&v, "/status/readyPods") == "2/2", || {
@@ -151,8 +151,8 @@ fn kubectl_get_columns(ns: &Ns, v: &Value) -> R<()> {
 
 /// Events Applied and Active, shown by `kubectl describe`.
 fn events_and_describe(ns: &Ns) -> R<()> {
-    ns.wait_event(SESSION, "Applied")?;
-    ns.wait_event(SESSION, "Active")?;
+    ns.wait_event(SESSION, "Applied", TIMEOUT)?;
+    ns.wait_event(SESSION, "Active", TIMEOUT)?;
     let describe = ns.k(&["describe", "debugsession", SESSION])?;
     ensure(
         describe.contains("Applied") && describe.contains("Active"),

@@ -5,7 +5,7 @@
 use debugsession_e2e::*;
 
 use crate::Suite;
-use crate::ns::{Ns, SAMPLE, summary};
+use crate::ns::{Ns, SAMPLE};
 use crate::pods::nginx;
 
 pub fn pod_security(ns: &Ns, _: &Suite) -> R<()> {
@@ -18,11 +18,7 @@ pub fn pod_security(ns: &Ns, _: &Suite) -> R<()> {
     let _ = nginx(ns, 1)?;
     let before = ns.get("deployment", "nginx")?;
     ns.session("psa", "15m")?;
-    let v = ns.wait_phase("psa", "Failed", TIMEOUT)?;
-    let c = condition(&v, "Ready").cloned().unwrap_or(Value::Null);
-    ensure(c["reason"] == "PodSecurityViolation", || {
-        format!("Ready: {}", cond_summary(&v, "Ready"))
-    })?;
+    let v = ns.wait_failed("psa", "PodSecurityViolation", TIMEOUT)?;
     let msg = s(&v, "/status/message");
     ensure(
         msg.contains("baseline") && msg.contains("SYS_PTRACE"),
@@ -31,7 +27,7 @@ pub fn pod_security(ns: &Ns, _: &Suite) -> R<()> {
     ensure(v.pointer("/status/startedAt").is_none(), || {
         "startedAt set on a refused session".into()
     })?;
-    let ev = ns.wait_event("psa", "PodSecurityViolation")?;
+    let ev = ns.wait_event("psa", "PodSecurityViolation", TIMEOUT)?;
     ensure(ev.0 == "Warning", || {
         format!("PodSecurityViolation event is {}", ev.0)
     })?;
@@ -45,12 +41,9 @@ pub fn pod_security(ns: &Ns, _: &Suite) -> R<()> {
         before["metadata"]["annotations"] == after["metadata"]["annotations"],
         || format!("annotations changed: {}", after["metadata"]["annotations"]),
     )?;
-    ensure(
-        !managers(&after)
-            .iter()
-            .any(|m| m.starts_with("debugsession/")),
-        || "a debugsession manager touched the workload".into(),
-    )
+    ensure(our_managers(&after).is_empty(), || {
+        "a debugsession manager touched the workload".into()
+    })
 }
 
 /// What a bad spec must come to.
@@ -156,17 +149,11 @@ pub fn bad_input(ns: &Ns, _: &Suite) -> R<()> {
 
 /// The session ends Failed with Ready reason `reason`, a message, and a Warning event.
 fn failed_with(ns: &Ns, session: &str, reason: &str) -> R<()> {
-    let v = ns.wait_phase(session, "Failed", TIMEOUT)?;
-    let got = condition(&v, "Ready")
-        .map(|c| s(c, "/reason").to_string())
-        .unwrap_or_default();
-    ensure(got == reason, || {
-        format!("Ready reason {got:?}, want {reason}: {}", summary(&v))
-    })?;
+    let v = ns.wait_failed(session, reason, TIMEOUT)?;
     ensure(!s(&v, "/status/message").is_empty(), || {
         "empty status.message".into()
     })?;
-    let ev = ns.wait_event(session, reason)?;
+    let ev = ns.wait_event(session, reason, TIMEOUT)?;
     ensure(ev.0 == "Warning" && !ev.2.is_empty(), || {
         format!("event {ev:?}")
     })

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use debugsession_e2e::*;
 
 use crate::Suite;
-use crate::ns::{LONG, Ns, summary};
+use crate::ns::Ns;
 use crate::pods::{nginx, wait_pods_without_shell};
 
 pub fn expiry(ns: &Ns, _: &Suite) -> R<()> {
@@ -23,8 +23,7 @@ pub fn expiry(ns: &Ns, _: &Suite) -> R<()> {
     ensure(tpl.pointer("/spec/shareProcessNamespace").is_none(), || {
         "shareProcessNamespace still set".into()
     })?;
-    let rev = condition(&v, "Reverted").cloned().unwrap_or(Value::Null);
-    ensure(rev["status"] == "True", || {
+    ensure(cond_is(&v, "Reverted", "True", None), || {
         format!("after expiry: {}", cond_summary(&v, "Reverted"))
     })?;
     expiry_times(&v, seen_expired)?;
@@ -32,8 +31,8 @@ pub fn expiry(ns: &Ns, _: &Suite) -> R<()> {
         v["status"]["pods"].as_array().is_none_or(|a| a.is_empty()),
         || "status.pods not cleared".into(),
     )?;
-    ns.wait_event("short", "Expired")?;
-    ns.wait_event("short", "Reverted")?;
+    ns.wait_event("short", "Expired", TIMEOUT)?;
+    ns.wait_event("short", "Reverted", TIMEOUT)?;
     wait_pods_without_shell(ns, "app=nginx")?;
     // Expired sessions stay (history) and never touch the workload again.
     ns.assert_reverted("deployment", "nginx", &original)?;
@@ -95,8 +94,7 @@ pub fn second_session_waits(ns: &Ns, _: &Suite) -> R<()> {
     ns.wait_phase("first", "Active", TIMEOUT)?;
     ns.session("second", "15m")?;
     let v = ns.wait_session("second", "Pending with HeldByOtherSession", TIMEOUT, |v| {
-        s(v, "/status/phase") == "Pending"
-            && condition(v, "Ready").is_some_and(|c| c["reason"] == "HeldByOtherSession")
+        phase_is(v, "Pending") && ready_reason(v) == "HeldByOtherSession"
     })?;
     let msg = s(condition(&v, "Ready").unwrap(), "/message").to_string();
     ensure(msg.contains("first"), || {
@@ -105,12 +103,12 @@ pub fn second_session_waits(ns: &Ns, _: &Suite) -> R<()> {
     ensure(s(&v, "/status/message").contains("first"), || {
         format!("status.message: {}", summary(&v))
     })?;
-    ns.wait_event("second", "HeldByOtherSession")?;
+    ns.wait_event("second", "HeldByOtherSession", TIMEOUT)?;
     // It keeps waiting while the first one runs.
     let until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < until {
         let v = ns.dbgs("second")?;
-        ensure(s(&v, "/status/phase") == "Pending", || {
+        ensure(phase_is(&v, "Pending"), || {
             format!("second session left Pending while held: {}", summary(&v))
         })?;
         thread::sleep(POLL);

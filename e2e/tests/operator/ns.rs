@@ -1,8 +1,6 @@
 //! A scenario's namespace and the helpers that work in it: workloads, sessions, waits, and the
 //! checks that a workload carries a session's shell or is back as it was.
 
-use std::time::Duration;
-
 use debugsession_e2e::*;
 
 pub const SAMPLE: &str = "config/samples/debugsession_v1alpha1_debugsession.yaml";
@@ -11,19 +9,6 @@ pub const SAMPLE_DS: &str = "config/samples/debugsession_v1alpha1_debugsession_d
 pub const DEPLOY: &str = "e2e/fixtures/nginx-deployment.yaml";
 pub const STS: &str = "e2e/fixtures/nginx-statefulset.yaml";
 pub const DS: &str = "e2e/fixtures/nginx-daemonset.yaml";
-/// For kubectl's own waits (`--timeout=110s`) and slow phases.
-pub const LONG: Duration = Duration::from_secs(120);
-
-/// One line on a session, for messages.
-pub fn summary(v: &Value) -> String {
-    format!(
-        "phase={:?} message={:?} {} readyPods={:?}",
-        s(v, "/status/phase"),
-        s(v, "/status/message"),
-        cond_summary(v, "Ready"),
-        s(v, "/status/readyPods")
-    )
-}
 
 /// A scenario's namespace.
 pub struct Ns {
@@ -32,34 +17,30 @@ pub struct Ns {
     verbose: bool,
 }
 
+impl InNamespace for Ns {
+    fn namespace(&self) -> &str {
+        &self.name
+    }
+
+    fn poller(&self) -> Poller {
+        WAIT
+    }
+
+    fn say(&self, msg: &str) {
+        say(self.verbose, &self.scenario, msg);
+    }
+}
+
 impl Ns {
     pub fn create(scenario: &str, verbose: bool) -> R<Ns> {
         let suffix = (now_epoch() * 1000.0) as u64 % 100_000;
         let name = format!("e2e-{scenario}-{suffix}");
-        k(&["create", "namespace", &name])?;
-        // The default ServiceAccount must exist before pods can be created.
-        wait_for("the default ServiceAccount", TIMEOUT, || {
-            k(&["get", "serviceaccount", "default", "-n", &name]).map(|_| ())
-        })?;
+        create_namespace(&name, WAIT)?;
         Ok(Ns {
             name,
             scenario: scenario.to_string(),
             verbose,
         })
-    }
-
-    /// Prints a step with E2E_VERBOSE=1.
-    pub fn say(&self, msg: &str) {
-        if self.verbose {
-            println!("  [{}] {msg}", self.scenario);
-        }
-    }
-
-    /// [`k`] in this namespace.
-    pub fn k(&self, args: &[&str]) -> R<String> {
-        let mut a = vec!["-n", self.name.as_str()];
-        a.extend_from_slice(args);
-        k(&a)
     }
 
     pub fn apply_text(&self, text: &str) -> Out {
@@ -75,21 +56,7 @@ impl Ns {
 
     /// Waits for the rollout of `kind/name` to finish.
     pub fn rollout(&self, kind: &str, name: &str) -> R<()> {
-        let target = format!("{kind}/{name}");
-        let out = kubectl_for(
-            LONG,
-            &[
-                "rollout",
-                "status",
-                "-n",
-                &self.name,
-                &target,
-                "--timeout=110s",
-            ],
-        );
-        ensure(out.ok, || {
-            format!("rollout of {kind}/{name} did not finish: {}", out.both())
-        })
+        rollout(&self.name, &format!("{kind}/{name}"))
     }
 
     /// Applies a sample session with edits; the apply must succeed.
@@ -113,52 +80,8 @@ impl Ns {
         )
     }
 
-    pub fn get(&self, resource: &str, name: &str) -> R<Value> {
-        get_opt(&self.name, resource, name)?
-            .ok_or_else(|| format!("{resource}/{name} not found in {}", self.name))
-    }
-
-    pub fn dbgs(&self, name: &str) -> R<Value> {
-        self.get("debugsession", name)
-    }
-
     pub fn template(&self, kind: &str, name: &str) -> R<Value> {
         Ok(self.get(kind, name)?["spec"]["template"].clone())
-    }
-
-    /// Waits until the session satisfies `pred`; fails with its last status.
-    pub fn wait_session(
-        &self,
-        name: &str,
-        what: &str,
-        timeout: Duration,
-        pred: impl Fn(&Value) -> bool,
-    ) -> R<Value> {
-        self.say(&format!("wait for {name}: {what}"));
-        wait_for(&format!("DebugSession {name}: {what}"), timeout, || {
-            let v = self.dbgs(name)?;
-            if pred(&v) { Ok(v) } else { Err(summary(&v)) }
-        })
-    }
-
-    pub fn wait_phase(&self, name: &str, phase: &str, timeout: Duration) -> R<Value> {
-        self.wait_session(name, &format!("phase {phase}"), timeout, |v| {
-            s(v, "/status/phase") == phase
-        })
-    }
-
-    /// Waits for an event with `reason` on the session.
-    pub fn wait_event(&self, name: &str, reason: &str) -> R<Ev> {
-        wait_for(
-            &format!("an event with reason {reason} on DebugSession {name}"),
-            TIMEOUT,
-            || {
-                let evs = events(&self.name, "DebugSession", name)?;
-                evs.iter().find(|e| e.1 == reason).cloned().ok_or_else(|| {
-                    format!("events: {:?}", evs.iter().map(|e| &e.1).collect::<Vec<_>>())
-                })
-            },
-        )
     }
 
     /// Every pod matching a label selector, terminating ones included.
@@ -188,34 +111,23 @@ impl Ns {
         ensure(out.ok, || {
             format!("deleting DebugSession {name}: {}", out.both())
         })?;
-        wait_for(
-            &format!("DebugSession {name} to be gone"),
-            TIMEOUT,
-            || match get_opt(&self.name, "debugsession", name)? {
-                None => Ok(()),
-                Some(v) => Err(format!(
-                    "still there, finalizers {}, {}",
-                    v["metadata"]["finalizers"],
-                    summary(&v)
-                )),
-            },
-        )
+        self.wait_gone(name, TIMEOUT)
     }
 
     /// Checks that the workload is back to `original` (template), without our annotation or manager.
     pub fn assert_reverted(&self, kind: &str, name: &str, original: &Value) -> R<()> {
         let w = self.get(kind, name)?;
         template_diff(original, &w["spec"]["template"])?;
-        let ann = w.pointer("/metadata/annotations/debugsession.dev~1session");
+        let ann = w.pointer(HOLDER_PTR);
         ensure(ann.is_none(), || {
             format!(
-                "{kind}/{name} still has annotation debugsession.dev/session={}",
+                "{kind}/{name} still has annotation {HOLDER}={}",
                 ann.unwrap()
             )
         })?;
-        let m = managers(&w);
-        ensure(!m.iter().any(|m| m.starts_with("debugsession/")), || {
-            format!("{kind}/{name} still has a debugsession field manager: {m:?}")
+        let ours = our_managers(&w);
+        ensure(ours.is_empty(), || {
+            format!("{kind}/{name} still has debugsession field managers: {ours:?}")
         })
     }
 
@@ -251,9 +163,9 @@ impl Ns {
         ensure(tpl["spec"]["shareProcessNamespace"] == true, || {
             "template lacks shareProcessNamespace: true".into()
         })?;
-        let ann = s(&w, "/metadata/annotations/debugsession.dev~1session");
+        let ann = s(&w, HOLDER_PTR);
         ensure(ann == session, || {
-            format!("annotation debugsession.dev/session = {ann:?}, want {session:?}")
+            format!("annotation {HOLDER} = {ann:?}, want {session:?}")
         })?;
         let manager = format!("debugsession/{}/{session}", self.name);
         ensure(managers(&w).contains(&manager), || {

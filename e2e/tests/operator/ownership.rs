@@ -39,11 +39,7 @@ pub fn user_edit_survives(ns: &Ns, _: &Suite) -> R<()> {
     let mut expected = original.clone();
     expected["spec"]["containers"][0]["env"] = json!([{"name": "FOO", "value": "bar"}]);
     template_diff(&expected, tpl)?;
-    ensure(
-        w.pointer("/metadata/annotations/debugsession.dev~1session")
-            .is_none(),
-        || "annotation left".into(),
-    )
+    ensure(w.pointer(HOLDER_PTR).is_none(), || "annotation left".into())
 }
 
 pub fn preexisting_share_pns(ns: &Ns, _: &Suite) -> R<()> {
@@ -77,17 +73,10 @@ pub fn drift(ns: &Ns, _: &Suite) -> R<()> {
     let original = nginx(ns, 1)?;
     ns.session("drift", "15m")?;
     ns.wait_phase("drift", "Active", TIMEOUT)?;
-    let tpl = ns.template("deployment", "nginx")?;
-    let idx = containers(&tpl)
-        .iter()
-        .position(|c| c["name"] == SHELL)
-        .ok_or("no shell in template")?;
-    let patch = format!(
-        r#"[{{"op":"test","path":"/spec/template/spec/containers/{idx}/name","value":"{SHELL}"}},{{"op":"remove","path":"/spec/template/spec/containers/{idx}"}}]"#
-    );
+    let patch = shell_removal_patch(&ns.template("deployment", "nginx")?)?;
     ns.k(&["patch", "deployment", "nginx", "--type=json", "-p", &patch])?;
     // (no check that the shell is gone right after the patch: the operator may re-apply within ms)
-    let ev = ns.wait_event("drift", "Drifted")?;
+    let ev = ns.wait_event("drift", "Drifted", TIMEOUT)?;
     ensure(ev.0 == "Warning" && ev.2.contains(SHELL), || {
         format!("Drifted event {ev:?}")
     })?;
@@ -98,10 +87,7 @@ pub fn drift(ns: &Ns, _: &Suite) -> R<()> {
             Err("not yet".into())
         }
     })?;
-    ns.wait_session("drift", "Active and Ready again", TIMEOUT, |v| {
-        s(v, "/status/phase") == "Active"
-            && condition(v, "Ready").is_some_and(|c| c["status"] == "True")
-    })?;
+    ns.wait_active("drift", TIMEOUT)?;
     ns.assert_applied("deployment", "nginx", "drift")?;
     ns.delete_session("drift")?;
     ns.assert_reverted("deployment", "nginx", &original)

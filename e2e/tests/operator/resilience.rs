@@ -3,13 +3,12 @@
 //! standby takes over). Both replace the suite's operator, so they run alone.
 
 use std::sync::{Mutex, MutexGuard};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use debugsession_e2e::*;
 
 use crate::Suite;
-use crate::ns::{Ns, summary};
+use crate::ns::Ns;
 use crate::pods::nginx;
 
 fn suite_operator(op: &Mutex<Option<Operator>>) -> R<MutexGuard<'_, Option<Operator>>> {
@@ -30,13 +29,10 @@ pub fn restart(ns: &Ns, suite: &Suite) -> R<()> {
         }
         *op = None;
     }
-    let wait = expires + 5.0 - now_epoch();
-    if wait > 0.0 {
-        // Waiting for wall-clock time itself (the TTL passing while nobody runs), not for a condition.
-        thread::sleep(Duration::from_secs_f64(wait));
-    }
+    // The TTL passes while nobody runs.
+    sleep_until_epoch(expires + 5.0);
     let v = ns.dbgs("restart")?;
-    ensure(s(&v, "/status/phase") == "Active", || {
+    ensure(phase_is(&v, "Active"), || {
         format!("phase changed while the operator was down: {}", summary(&v))
     })?;
     ensure(has_shell(&ns.template("deployment", "nginx")?), || {
@@ -51,25 +47,13 @@ pub fn restart(ns: &Ns, suite: &Suite) -> R<()> {
         t0.elapsed().as_secs_f64()
     );
     ns.assert_reverted("deployment", "nginx", &original)?;
-    ensure(
-        condition(&v, "Reverted").is_some_and(|c| c["status"] == "True"),
-        || cond_summary(&v, "Reverted"),
-    )?;
+    ensure(cond_is(&v, "Reverted", "True", None), || {
+        cond_summary(&v, "Reverted")
+    })?;
     ns.delete_session("restart")
 }
 
 const LEASE: &str = "e2e-failover";
-
-/// The holder of the failover lease.
-fn lease_holder(ns: &Ns) -> R<String> {
-    let v = get_json(&["lease", LEASE, "-n", &ns.name])?;
-    let h = s(&v, "/spec/holderIdentity").to_string();
-    if h.is_empty() {
-        Err("no holder yet".into())
-    } else {
-        Ok(h)
-    }
-}
 
 /// Two operators with leader election; the leader is SIGKILLed mid-session and the standby takes
 /// over within the lease duration, then expires and reverts the session.
@@ -97,7 +81,9 @@ pub fn failover(ns: &Ns, suite: &Suite) -> R<()> {
             Operator::start_with(&suite.log, &flags, &[("POD_NAME", id)])?,
         ));
     }
-    let leader = wait_for("a leader to hold the lease", TIMEOUT, || lease_holder(ns))?;
+    let leader = wait_for("a leader to hold the lease", TIMEOUT, || {
+        lease_holder(&ns.name, LEASE)
+    })?;
     ns.say(&format!("leader: {leader}"));
     ns.session("failover", "30s")?;
     ns.wait_phase("failover", "Active", TIMEOUT)?;
@@ -113,7 +99,7 @@ pub fn failover(ns: &Ns, suite: &Suite) -> R<()> {
         "the standby to take the lease",
         Duration::from_secs(60),
         || {
-            let h = lease_holder(ns)?;
+            let h = lease_holder(&ns.name, LEASE)?;
             if h == standby {
                 Ok(())
             } else {

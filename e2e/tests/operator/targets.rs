@@ -5,7 +5,7 @@
 use debugsession_e2e::*;
 
 use crate::Suite;
-use crate::ns::{DEPLOY, DS, LONG, Ns, SAMPLE_DS, SAMPLE_STS, STS};
+use crate::ns::{DEPLOY, DS, Ns, SAMPLE_DS, SAMPLE_STS, STS};
 use crate::pods::{nginx, wait_pods_with_shell, wait_pods_without_shell};
 
 pub fn statefulset(ns: &Ns, _: &Suite) -> R<()> {
@@ -46,17 +46,14 @@ pub fn statefulset_ondelete(ns: &Ns, _: &Suite) -> R<()> {
         "web-debug",
         "Applying with WaitingForPodDeletion",
         TIMEOUT,
-        |v| {
-            s(v, "/status/phase") == "Applying"
-                && condition(v, "Ready").is_some_and(|c| c["reason"] == "WaitingForPodDeletion")
-        },
+        |v| phase_is(v, "Applying") && ready_reason(v) == "WaitingForPodDeletion",
     )?;
     let msg = s(&v, "/status/message");
     ensure(
         msg.contains("web-0") && msg.contains("kubectl delete pod"),
         || format!("message does not name the pod to delete: {msg:?}"),
     )?;
-    ns.wait_event("web-debug", "WaitingForPodDeletion")?;
+    ns.wait_event("web-debug", "WaitingForPodDeletion", TIMEOUT)?;
     ns.assert_applied("statefulset", "web", "web-debug")?;
     ns.k(&["delete", "pod", "web-0", "--wait=false"])?;
     ns.wait_phase("web-debug", "Active", LONG)?;
@@ -109,10 +106,7 @@ pub fn target_locked(ns: &Ns, _: &Suite) -> R<()> {
         "lock",
         "TargetLocked=True reason TargetChangeRefused",
         TIMEOUT,
-        |v| {
-            condition(v, "TargetLocked")
-                .is_some_and(|c| c["status"] == "True" && c["reason"] == "TargetChangeRefused")
-        },
+        |v| cond_is(v, "TargetLocked", "True", Some("TargetChangeRefused")),
     )?;
     ensure(
         s(&v, "/status/target/name") == "nginx" && s(&v, "/status/targetRef") == "Deployment/nginx",
@@ -123,19 +117,16 @@ pub fn target_locked(ns: &Ns, _: &Suite) -> R<()> {
             )
         },
     )?;
-    ns.wait_event("lock", "TargetChangeRefused")?;
+    ns.wait_event("lock", "TargetChangeRefused", TIMEOUT)?;
     ns.assert_applied("deployment", "nginx", "lock")?;
     let other = ns.get("deployment", "other")?;
     template_diff(
         &other_before["spec"]["template"],
         &other["spec"]["template"],
     )?;
-    ensure(
-        other
-            .pointer("/metadata/annotations/debugsession.dev~1session")
-            .is_none(),
-        || "other deployment got the annotation".into(),
-    )?;
+    ensure(other.pointer(HOLDER_PTR).is_none(), || {
+        "other deployment got the annotation".into()
+    })?;
     ns.delete_session("lock")?;
     ns.assert_reverted("deployment", "nginx", &original)?;
     let other = ns.get("deployment", "other")?;
