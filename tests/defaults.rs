@@ -1,11 +1,13 @@
 //! Every default has one definition (`session::settings`); the Helm chart's `values.yaml` and the
-//! kustomize manager (`config/manager/manager.yaml`) must say the same.
+//! kustomize manager (`config/manager/manager.yaml`) must say the same, and the chart must name the
+//! modes as the operator parses them.
 
 use std::path::Path;
 
+use debugsession_operator::session::mode;
 use debugsession_operator::session::settings::{
-    DEFAULT_ALLOWED_CAPABILITIES, DEFAULT_ALLOWED_IMAGES, DEFAULT_DENIED_NAMESPACES, DEFAULT_IMAGE,
-    DEFAULT_MAX_TTL, DEFAULT_TTL, list,
+    DEFAULT_ALLOWED_CAPABILITIES, DEFAULT_ALLOWED_IMAGES, DEFAULT_ALLOWED_PROFILES,
+    DEFAULT_DENIED_NAMESPACES, DEFAULT_IMAGE, DEFAULT_MAX_TTL, DEFAULT_MODES, DEFAULT_TTL, list,
 };
 use serde_yaml::Value;
 
@@ -23,6 +25,36 @@ fn strings(v: &Value) -> Vec<String> {
         .iter()
         .map(|s| s.as_str().unwrap().to_string())
         .collect()
+}
+
+/// The chart's `modes` map (`patch`, `copy`, `ephemeral`: booleans) as the operator's
+/// comma-separated `--modes` list, the way the chart renders DEBUGSESSION_MODES: the names of the
+/// modes switched on, in the operator's order.
+fn chart_modes(modes: &Value) -> String {
+    let map = modes
+        .as_mapping()
+        .unwrap_or_else(|| panic!("modes is not a map: {modes:?}"));
+    let mut keys: Vec<String> = map
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let mut all: Vec<String> = mode::ALL
+        .iter()
+        .map(|m| m.as_str().to_lowercase())
+        .collect();
+    keys.sort();
+    all.sort();
+    assert_eq!(keys, all, "the keys of modes are the modes, lowercased");
+    mode::ALL
+        .iter()
+        .filter(|m| {
+            modes[m.as_str().to_lowercase().as_str()]
+                .as_bool()
+                .unwrap_or_else(|| panic!("modes.{} is not a boolean", m.as_str().to_lowercase()))
+        })
+        .map(|m| m.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[test]
@@ -45,6 +77,40 @@ fn chart_values_are_the_operator_defaults() {
         strings(&policy["allowedCapabilities"]),
         list(DEFAULT_ALLOWED_CAPABILITIES)
     );
+    assert_eq!(
+        strings(&policy["allowedProfiles"]),
+        list(DEFAULT_ALLOWED_PROFILES)
+    );
+    assert_eq!(chart_modes(&values["modes"]), DEFAULT_MODES);
+}
+
+/// The chart's helper that turns `modes` into DEBUGSESSION_MODES names each mode the way the
+/// operator spells it, in the operator's order (the order of `--modes`' default).
+#[test]
+fn chart_renders_modes_as_the_operator_names_them() {
+    let rel = "charts/debugsession-operator/templates/_helpers.tpl";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    let rendered: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let key = l
+                .split(".Values.modes.")
+                .nth(1)?
+                .split_whitespace()
+                .next()?;
+            let name = l.split("append $modes \"").nth(1)?.split('"').next()?;
+            Some((key.to_string(), name.to_string()))
+        })
+        .collect();
+    let expected: Vec<(String, String)> = mode::ALL
+        .iter()
+        .map(|m| (m.as_str().to_lowercase(), m.as_str().to_string()))
+        .collect();
+    assert_eq!(rendered, expected, "{rel}: the modes helper");
+    let names: Vec<&str> = rendered.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names.join(","), DEFAULT_MODES);
+    assert_eq!(mode::parse_list(DEFAULT_MODES).unwrap(), mode::ALL);
 }
 
 #[test]
@@ -76,4 +142,9 @@ fn kustomize_manager_sets_the_operator_defaults() {
         get("DEBUGSESSION_ALLOWED_CAPABILITIES"),
         DEFAULT_ALLOWED_CAPABILITIES
     );
+    assert_eq!(
+        get("DEBUGSESSION_ALLOWED_PROFILES"),
+        DEFAULT_ALLOWED_PROFILES
+    );
+    assert_eq!(get("DEBUGSESSION_MODES"), DEFAULT_MODES);
 }

@@ -77,10 +77,29 @@ installs that skip schema validation). */}}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
 {{- fail (printf "replicaCount=%d requires leaderElection.enabled=true: without a leader every replica reconciles, and two operators would race on expiry and revert. Enable leader election or set replicaCount to 1." (int .Values.replicaCount)) }}
 {{- end }}
+{{- if empty (include "debugsession-operator.modes" . | fromJsonArray) }}
+{{- fail "modes: every mode is switched off (modes.patch, modes.copy and modes.ephemeral are all false), and the operator does not start without one. Set at least one of them to true." }}
+{{- end }}
+{{- if empty .Values.policy.allowedProfiles }}
+{{- fail "policy.allowedProfiles is empty: the operator does not start without a profile that sessions may ask for. Name at least one of general, baseline, restricted, netadmin, sysadmin." }}
+{{- end }}
 {{- end }}
 
-{{/* Namespaces that get a Role with patch on workloads, as a JSON list: policy.allowedNamespaces when
-set and free of globs; empty (patch stays in the ClusterRole) otherwise, since a glob cannot name Roles. */}}
+{{/* The modes the operator runs, as a JSON list of their names in the operator's order (Patch, Copy,
+Ephemeral): modes.patch, modes.copy and modes.ephemeral. Joined with commas, it is DEBUGSESSION_MODES;
+the operator's RBAC holds the rights of these modes only. */}}
+{{- define "debugsession-operator.modes" -}}
+{{- $modes := list }}
+{{- if .Values.modes.patch }}{{ $modes = append $modes "Patch" }}{{ end }}
+{{- if .Values.modes.copy }}{{ $modes = append $modes "Copy" }}{{ end }}
+{{- if .Values.modes.ephemeral }}{{ $modes = append $modes "Ephemeral" }}{{ end }}
+{{- $modes | toJson }}
+{{- end }}
+
+{{/* Namespaces that get a Role with the operator's write rights on targets (the enabled modes': patch on
+workloads, create and delete on pods, the pods/ephemeralcontainers subresource), as a JSON list:
+policy.allowedNamespaces when set and free of globs; empty (those rights stay in the ClusterRole)
+otherwise, since a glob cannot name Roles. */}}
 {{- define "debugsession-operator.workloadRoleNamespaces" -}}
 {{- $names := .Values.policy.allowedNamespaces | default list | uniq }}
 {{- $glob := false }}
