@@ -6,7 +6,7 @@ use k8s_openapi::api::authorization::v1::{
 use kube::Api;
 use kube::api::PostParams;
 
-use crate::api::Target;
+use crate::api::{Mode, Target};
 use crate::session::stamp::Requester;
 
 /// One permission to ask the apiserver about.
@@ -86,14 +86,55 @@ async fn allowed(
         .is_some_and(|s| s.allowed && s.denied != Some(true)))
 }
 
-/// Whether the requester may `create pods/exec` or `pods/attach` in `namespace`, and `patch`
-/// the target workload: `Ok(Err(message))` names the missing permission; `Err` is a failed
-/// review (transient, retry).
+/// `get` on the target (a copy shows its template; an ephemeral shell sees its pods).
+pub fn target_get(target: &Target) -> Permission {
+    Permission {
+        verb: "get",
+        group: target.kind.group(),
+        resource: target.kind.plural(),
+        subresource: None,
+        name: Some(target.name.clone()),
+    }
+}
+
+/// `create pods`: what `kubectl debug --copy-to` needs.
+pub fn pod_create() -> Permission {
+    Permission {
+        verb: "create",
+        group: "",
+        resource: "pods",
+        subresource: None,
+        name: None,
+    }
+}
+
+/// `patch` and `update` on `pods/ephemeralcontainers` (either is what `kubectl debug` needs,
+/// by API server version), on the named pod or on every pod of the namespace.
+pub fn ephemeral_write(pod: Option<&str>) -> [Permission; 2] {
+    let p = |verb| Permission {
+        verb,
+        group: "",
+        resource: "pods",
+        subresource: Some("ephemeralcontainers"),
+        name: pod.map(String::from),
+    };
+    [p("patch"), p("update")]
+}
+
+/// Whether the requester may do by hand what the session's mode does for them: `create
+/// pods/exec` or `pods/attach` in `namespace`, and
+/// - Patch: `patch` the target workload;
+/// - Copy: `get` the target and `create pods`;
+/// - Ephemeral: `get` the target and `patch` or `update` `pods/ephemeralcontainers` (of the
+///   named pod, else of any pod).
+///
+/// `Ok(Err(message))` names the missing permission; `Err` is a failed review (transient, retry).
 pub async fn decide(
     client: &kube::Client,
     r: &Requester,
     namespace: &str,
     target: &Target,
+    mode: Mode,
 ) -> Result<Result<(), String>, kube::Error> {
     let [exec, attach] = shell_access();
     if !allowed(client, r, namespace, &exec).await?
@@ -101,10 +142,54 @@ pub async fn decide(
     {
         return Ok(Err(missing_shell_access(r, namespace)));
     }
-    if !allowed(client, r, namespace, &workload_patch(target)).await? {
-        return Ok(Err(missing_patch(r, namespace, target)));
+    let needs: Vec<Vec<Permission>> = match mode {
+        Mode::Patch => vec![vec![workload_patch(target)]],
+        Mode::Copy => vec![vec![target_get(target)], vec![pod_create()]],
+        Mode::Ephemeral => {
+            let pod = match target.kind {
+                crate::api::TargetKind::Pod => Some(target.name.as_str()),
+                _ => target.pod.as_deref(),
+            };
+            vec![vec![target_get(target)], ephemeral_write(pod).to_vec()]
+        }
+    };
+    // Each group is one need: any permission of the group grants it.
+    for any_of in needs {
+        let mut granted = false;
+        for p in &any_of {
+            if allowed(client, r, namespace, p).await? {
+                granted = true;
+                break;
+            }
+        }
+        if !granted {
+            return Ok(Err(missing(r, namespace, &any_of, mode)));
+        }
     }
     Ok(Ok(()))
+}
+
+/// The message for a need none of `any_of` grants.
+fn missing(r: &Requester, namespace: &str, any_of: &[Permission], mode: Mode) -> String {
+    let what: Vec<String> = any_of
+        .iter()
+        .map(|p| {
+            let resource = match (p.group, p.subresource) {
+                ("", Some(sub)) => format!("{}/{sub}", p.resource),
+                ("", None) => p.resource.to_string(),
+                (g, _) => format!("{}.{g}", p.resource),
+            };
+            match &p.name {
+                Some(n) => format!("{} {resource} {n:?}", p.verb),
+                None => format!("{} {resource}", p.verb),
+            }
+        })
+        .collect();
+    format!(
+        "user {:?} may not {} in namespace {namespace:?}, so may not have a debug shell there in {mode} mode",
+        r.username,
+        what.join(" or ")
+    )
 }
 
 /// [`decide`] for the webhook: a failed review refuses too (fail closed).
@@ -113,8 +198,9 @@ pub async fn check(
     r: &Requester,
     namespace: &str,
     target: &Target,
+    mode: Mode,
 ) -> Result<(), String> {
-    decide(client, r, namespace, target)
+    decide(client, r, namespace, target, mode)
         .await
         .unwrap_or_else(|e| {
             Err(format!(

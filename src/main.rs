@@ -14,6 +14,7 @@ use debugsession_operator::metrics::Metrics;
 use debugsession_operator::session::policy::Policy;
 use debugsession_operator::session::settings::{self, MIN_TTL, Settings};
 use debugsession_operator::session::ttl;
+use debugsession_operator::session::{mode, profile};
 use debugsession_operator::telemetry::{self, LogFormat};
 use futures::FutureExt;
 use std::path::PathBuf;
@@ -144,6 +145,22 @@ struct RunArgs {
         default_value = settings::DEFAULT_ALLOWED_CAPABILITIES
     )]
     allowed_capabilities: Vec<String>,
+    /// Profiles sessions may ask for (comma-separated: general, baseline, restricted, netadmin,
+    /// sysadmin).
+    #[arg(
+        long,
+        env = "DEBUGSESSION_ALLOWED_PROFILES",
+        default_value = settings::DEFAULT_ALLOWED_PROFILES
+    )]
+    allowed_profiles: String,
+    /// The modes to run (comma-separated: Patch, Copy, Ephemeral); a session asking for another
+    /// is refused. The chart grants the operator only the rights of the modes it runs.
+    #[arg(
+        long,
+        env = "DEBUGSESSION_MODES",
+        default_value = settings::DEFAULT_MODES
+    )]
+    modes: String,
 }
 
 fn nonempty(items: &[String]) -> Vec<String> {
@@ -159,6 +176,7 @@ fn policy(args: &RunArgs) -> Policy {
         denied_namespaces: nonempty(&args.denied_namespaces),
         allowed_namespaces: nonempty(&args.allowed_namespaces),
         allowed_capabilities: nonempty(&args.allowed_capabilities),
+        allowed_profiles: profile::parse_list(&args.allowed_profiles).unwrap_or_default(),
     }
     .complete(&args.default_image, own.as_deref())
 }
@@ -219,6 +237,8 @@ fn check(args: &RunArgs) -> Result<(), String> {
     if args.lease_duration < 5 {
         return Err("--lease-duration must be at least 5 seconds".into());
     }
+    mode::parse_list(&args.modes).map_err(|e| format!("--modes: {e}"))?;
+    profile::parse_list(&args.allowed_profiles).map_err(|e| format!("--allowed-profiles: {e}"))?;
     Ok(())
 }
 
@@ -355,6 +375,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         max_ttl: args.max_ttl,
         default_ttl: args.default_ttl,
         default_image: args.default_image.clone(),
+        modes: mode::parse_list(&args.modes).unwrap_or_default(),
     };
     let identity = std::env::var("POD_NAME")
         .ok()

@@ -32,13 +32,13 @@ MODE_WRITE_RULES = {
 # The operator's ClusterRole with every mode on, exactly: what src/ calls and nothing more. The only `update`
 # is Ephemeral's PUT of pods/ephemeralcontainers on Kubernetes 1.20 and 1.21: the finalizer is JSON-patched,
 # status and workloads are server-side applied. Pods are read with get (a Pod target, or the pod a session
-# names) and list (the pods of a workload). SubjectAccessReviews are always needed (the controller checks the
+# names), list (the pods of a workload) and watch (the sessions' copies, by label). SubjectAccessReviews are always needed (the controller checks the
 # stamped requester before it applies a spec, with or without the webhook).
 EXPECTED_CLUSTER_RULES = [
     {"apiGroups": ["debugsession.dev"], "resources": ["debugsessions"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["debugsession.dev"], "resources": ["debugsessions/status"], "verbs": ["get", "patch"]},
     {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets"], "verbs": ["get", "list", "watch", "patch"]},
-    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete"]},
     {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["get", "update", "patch"]},
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},

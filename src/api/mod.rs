@@ -27,6 +27,16 @@ pub fn target_in_force(
 }
 
 impl DebugSession {
+    /// The mode in force: the one the session started with, else the spec's, else the target
+    /// kind's default.
+    pub fn mode(&self) -> Mode {
+        self.status
+            .as_ref()
+            .and_then(|s| s.mode)
+            .or(self.spec.mode)
+            .unwrap_or(self.spec.target.kind.default_mode())
+    }
+
     /// See [`target_in_force`].
     pub fn target_in_force(&self) -> (TargetKind, String) {
         target_in_force(self.status.as_ref(), &self.spec)

@@ -10,9 +10,11 @@ pub const TTL_PATTERN: &str = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$";
 
 /// A time-boxed debug shell inside a running workload.
 ///
-/// The operator adds a shell container to the target's pod template and sets
-/// `shareProcessNamespace: true`, waits for the pods to roll, reports how to attach,
-/// and reverts the workload exactly when the TTL runs out or the session is deleted.
+/// In `Patch` mode the operator adds a shell container to the target's pod template and sets
+/// `shareProcessNamespace: true`, waits for the pods to roll, reports how to attach, and
+/// reverts the workload exactly when the TTL runs out or the session is deleted. In `Copy` mode
+/// it runs the shell in a copy of a pod instead, and in `Ephemeral` mode as an ephemeral
+/// container in running pods; neither touches the workload.
 #[derive(CustomResource, Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "debugsession.dev",
@@ -22,9 +24,10 @@ pub const TTL_PATTERN: &str = r"^([0-9]+h)?([0-9]+m)?([0-9]+s)?$";
     singular = "debugsession",
     shortname = "dbgs",
     namespaced,
-    doc = "A time-boxed debug shell inside a running Deployment, StatefulSet or DaemonSet, reverted when the session ends.",
+    doc = "A time-boxed debug shell inside a running Deployment, StatefulSet, DaemonSet or Pod: patched into the pod template, in a copy of a pod, or as an ephemeral container; undone when the session ends.",
     status = "DebugSessionStatus",
     printcolumn = r#"{"name":"Target","type":"string","jsonPath":".status.targetRef"}"#,
+    printcolumn = r#"{"name":"Mode","type":"string","jsonPath":".status.mode"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","format":"date-time","jsonPath":".status.expiresAt"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.readyPods"}"#,
@@ -309,8 +312,9 @@ pub struct Shell {
     /// Compute resources of the shell container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
-    /// Linux capabilities added to the shell; defaults to `[SYS_PTRACE]`, which lets the shell
-    /// signal and inspect the app's processes.
+    /// Linux capabilities added to the shell on top of its profile's (the `general` profile
+    /// adds `SYS_PTRACE`, which lets the shell signal and inspect the app's processes); refused
+    /// under `restricted`. Each must be in the operator's `allowedCapabilities`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 16), inner(length(min = 1, max = 64)))]
     pub capabilities: Option<Vec<String>>,

@@ -46,6 +46,13 @@ pub struct DebugSessionStatus {
     /// The name of the shell container in the workload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell_container: Option<String>,
+    /// SHA-256 of the spec without its TTL, for the generation that runs (Copy and Ephemeral
+    /// modes, whose shell cannot change once it runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_spec: Option<String>,
+    /// How the shell got in: Patch, Copy or Ephemeral (fixed once started).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<super::Mode>,
     /// The user whose stamp authorized the shell in the workload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requester: Option<String>,
@@ -113,6 +120,9 @@ pub struct ResolvedTarget {
 #[serde(rename_all = "camelCase")]
 pub struct SessionPod {
     pub name: String,
+    /// The shell container in that pod.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub container: String,
     /// Whether the shell container is running and ready.
     pub ready: bool,
     /// The command that attaches a terminal to the shell.

@@ -2,7 +2,7 @@
 //! trusted, the event recorder and the metrics.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
@@ -28,6 +28,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failed reconciles per session, for the error backoff.
     pub(super) failures: Mutex<HashMap<ObjectRef<DebugSession>, u32>>,
+    /// Whether the API server takes the 1.20-1.21 shape of `pods/ephemeralcontainers` (an
+    /// `EphemeralContainers` object), learnt from its version on first use.
+    legacy_ephemeral: OnceLock<bool>,
 }
 
 impl Context {
@@ -53,6 +56,17 @@ impl Context {
             insecure_allow_unstamped,
             metrics,
             failures: Mutex::default(),
+            legacy_ephemeral: OnceLock::new(),
         }
+    }
+
+    /// See [`Context::legacy_ephemeral`]: asks the API server's `/version` once.
+    pub async fn legacy_ephemeral_api(&self) -> Result<bool, kube::Error> {
+        if let Some(legacy) = self.legacy_ephemeral.get() {
+            return Ok(*legacy);
+        }
+        let v = self.client.apiserver_version().await?;
+        let legacy = crate::session::ephemeral::uses_legacy_api(&v.major, &v.minor);
+        Ok(*self.legacy_ephemeral.get_or_init(|| legacy))
     }
 }

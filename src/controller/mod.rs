@@ -132,9 +132,10 @@ async fn reconcile_planned(session: &DebugSession, ctx: &Context) -> Result<Acti
         && let Some(stamp) = &obs.stamp
     {
         let target = &session.spec.target;
-        if let Err(message) = authz::decide(&ctx.client, &stamp.requester, &ns, target)
-            .await
-            .map_err(Error::Authorize)?
+        if let Err(message) =
+            authz::decide(&ctx.client, &stamp.requester, &ns, target, session.mode())
+                .await
+                .map_err(Error::Authorize)?
         {
             obs.refusal = Some(Invalid {
                 reason: crate::api::reason::UNAUTHORIZED,

@@ -6,40 +6,59 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
 use super::Context;
+use super::act::copy::owned_by;
 use super::plan::{Holder, Observed};
-use crate::api::{DebugSession, HOLDER_ANNOTATION, Phase};
+use crate::api::{DebugSession, HOLDER_ANNOTATION, Mode, Phase, TargetKind};
+use crate::session::copy::copy_name;
 use crate::session::stamp::{self, Stamp};
 use crate::session::validate::{self, Invalid};
 use crate::workload::{self, Workload};
 use crate::{Error, Result};
 
-/// Reads the target workload only: all that a revert on delete needs.
+/// Reads the target and, in Copy mode, the session's copy: all that a revert on delete needs.
 pub(super) async fn observe_target(session: &DebugSession, ctx: &Context) -> Result<Observed> {
     let ns = session.namespace().ok_or(Error::NotNamespaced)?;
     let (kind, name) = session.target_in_force();
-    let workload = workload::fetch(&ctx.client, &ns, kind, &name).await?;
-    Ok(Observed {
-        workload,
-        ..Observed::default()
-    })
+    let mut obs = Observed::default();
+    if kind == TargetKind::Pod {
+        let pod = pods(ctx, &ns)
+            .get_opt(&name)
+            .await
+            .map_err(Error::ReadWorkload)?;
+        obs.workload = pod.clone().map(Workload::from);
+        obs.source_pod = pod;
+    } else {
+        obs.workload = workload::fetch(&ctx.client, &ns, kind, &name).await?;
+    }
+    if session.mode() == Mode::Copy {
+        let copy = pods(ctx, &ns)
+            .get_opt(&copy_name(&session.name_any()))
+            .await
+            .map_err(Error::ListPods)?;
+        let uid = session.uid().unwrap_or_default();
+        obs.pods = copy.into_iter().filter(|p| owned_by(p, &uid)).collect();
+    }
+    Ok(obs)
 }
 
-/// Reads what planning a live session needs: the target, who holds it, the namespace's Pod
-/// Security labels (before a spec first runs) and the pods (while the session runs).
+fn pods(ctx: &Context, ns: &str) -> Api<Pod> {
+    Api::namespaced(ctx.client.clone(), ns)
+}
+
+/// Reads what planning a live session needs: the target, who holds it (Patch), the
+/// namespace's Pod Security labels (before a spec first runs), the pod `target.pod` names, and
+/// the pods the shell is in or goes into.
 pub(super) async fn observe(session: &DebugSession, ctx: &Context) -> Result<Observed> {
     let ns = session.namespace().ok_or(Error::NotNamespaced)?;
     let mut obs = observe_target(session, ctx).await?;
-    let started = session
-        .status
-        .as_ref()
-        .is_some_and(|s| s.started_at.is_some());
-    let terminal = session
-        .status
-        .as_ref()
-        .and_then(|s| s.phase)
-        .is_some_and(Phase::is_terminal);
+    let status = session.status.clone().unwrap_or_default();
+    let started = status.started_at.is_some();
+    let terminal = status.phase.is_some_and(Phase::is_terminal);
+    let mode = session.mode();
     if let Some(w) = &obs.workload {
-        obs.holder = Some(holder(w, session, ctx, &ns).await?);
+        if mode == Mode::Patch {
+            obs.holder = Some(holder(w, session, ctx, &ns).await?);
+        }
         if !started || fresh_spec(session) {
             let nsobj = Api::<Namespace>::all(ctx.client.clone())
                 .get_opt(&ns)
@@ -47,14 +66,34 @@ pub(super) async fn observe(session: &DebugSession, ctx: &Context) -> Result<Obs
                 .map_err(Error::ReadNamespace)?;
             obs.namespace_labels = nsobj.map(|n| n.labels().clone()).unwrap_or_default();
         }
-        if started && !terminal {
-            let selector = w.label_selector();
-            if !selector.is_empty() {
-                let pods = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-                    .list(&ListParams::default().labels(&selector))
-                    .await
-                    .map_err(Error::ListPods)?;
-                obs.pods = pods.items;
+        if let (false, Some(p)) = (started, &session.spec.target.pod) {
+            obs.source_pod = pods(ctx, &ns).get_opt(p).await.map_err(Error::ListPods)?;
+        }
+    }
+    let list_workload_pods = match mode {
+        Mode::Patch => started && !terminal,
+        Mode::Ephemeral => !started && obs.source_pod.is_none(),
+        Mode::Copy => false,
+    };
+    if let Some(w) = obs.workload.as_ref().filter(|_| list_workload_pods) {
+        let selector = w.label_selector();
+        if !selector.is_empty() {
+            obs.pods = pods(ctx, &ns)
+                .list(&ListParams::default().labels(&selector))
+                .await
+                .map_err(Error::ListPods)?
+                .items;
+        }
+    }
+    if mode == Mode::Ephemeral && started && !terminal {
+        // The pods the shell went into, by name: they may be gone or replaced since.
+        for p in &status.pods {
+            if let Some(pod) = pods(ctx, &ns)
+                .get_opt(&p.name)
+                .await
+                .map_err(Error::ListPods)?
+            {
+                obs.pods.push(pod);
             }
         }
     }
@@ -128,7 +167,7 @@ pub(super) fn admission(session: &DebugSession, ctx: &Context) -> Result<Option<
     };
     // A spec that does not resolve fails in planning, with its own reason.
     if let Ok(asked) = validate::resolve(&session.spec, &ctx.settings) {
-        ctx.policy.check(&ns, &asked.shell)?;
+        ctx.policy.check(&ns, &session.spec, &asked)?;
     }
     Ok(stamp)
 }

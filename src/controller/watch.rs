@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -16,6 +17,7 @@ use tracing::info;
 use super::backoff::WatchBackoff;
 use super::{Context, error_policy, reconcile, sweep};
 use crate::api::{DebugSession, TargetKind};
+use crate::session::copy::SESSION_LABEL;
 
 /// Runs the controller until `shutdown` resolves. `ready` is set after the first sync.
 pub async fn run(
@@ -45,6 +47,8 @@ pub async fn run(
             wc(),
             mapper(store.clone(), TargetKind::DaemonSet),
         )
+        // The copies of Copy-mode sessions, by their label: a copy starting wakes its session.
+        .owns(Api::<Pod>::all(client.clone()), wc().labels(SESSION_LABEL))
         .graceful_shutdown_on(shutdown.clone());
     let ready_store = store.clone();
     tokio::spawn(async move {

@@ -9,9 +9,18 @@
 //! - [`policy`]: the operator's policy (images, namespaces, capabilities).
 //! - [`podsecurity`]: the namespace's Pod Security level against the shell.
 //! - [`stamp`]: the requester stamp that binds who asked to the spec they asked for.
+//! - [`mode`]: the session's mode (Patch, Copy, Ephemeral), checked against the target and the
+//!   modes the operator enables.
+//! - [`profile`]: the security profiles, with `kubectl debug --profile`'s meaning.
+//! - [`copy`]: the standalone pod of the Copy mode.
+//! - [`ephemeral`]: the ephemeral container of the Ephemeral mode and its request bodies.
 
+pub mod copy;
+pub mod ephemeral;
+pub mod mode;
 pub mod podsecurity;
 pub mod policy;
+pub mod profile;
 pub mod settings;
 pub mod stamp;
 pub mod syntax;

@@ -40,6 +40,14 @@ pub fn violation(
         .map(|a| a.iter().map(|s| s.trim_start_matches("CAP_")).collect())
         .unwrap_or_default();
     let mut problems = Vec::new();
+    let privileged = shell
+        .security_context
+        .as_ref()
+        .and_then(|s| s.privileged)
+        .unwrap_or(false);
+    if privileged && matches!(level, "baseline" | "restricted") {
+        problems.push("privileged containers are not allowed".to_string());
+    }
     match level {
         "baseline" => {
             let bad: Vec<&str> = caps
@@ -134,6 +142,22 @@ mod tests {
             violation("a", &ns(Some("baseline")), &shell(&["KILL", "CAP_CHOWN"])),
             None
         );
+        let mut sysadmin = shell(&[]);
+        sysadmin.security_context = Some(crate::session::profile::security_context(
+            crate::api::Profile::Sysadmin,
+            &[],
+        ));
+        let msg = violation("a", &ns(Some("baseline")), &sysadmin).unwrap();
+        assert!(msg.contains("privileged containers"), "{msg}");
+        assert_eq!(violation("a", &ns(Some("privileged")), &sysadmin), None);
+        let restricted = Container {
+            security_context: Some(crate::session::profile::security_context(
+                crate::api::Profile::Restricted,
+                &[],
+            )),
+            ..shell(&[])
+        };
+        assert_eq!(violation("a", &ns(Some("restricted")), &restricted), None);
         let msg = violation("a", &ns(Some("restricted")), &shell(&[])).unwrap();
         assert!(
             msg.contains("runAsNonRoot") && msg.contains("drop ALL") && !msg.contains("adding"),

@@ -1,16 +1,15 @@
 //! The operator's policy for sessions: which images, namespaces and capabilities are allowed.
 //!
 //! Pure: checked by the validating webhook at admission and again by the controller before it
-//! touches a workload. Privileged mode, hostPID, hostNetwork and hostPath are not expressible in a
-//! DebugSession at all, so the operator never adds them.
-
-use k8s_openapi::api::core::v1::Container;
+//! touches a workload. A privileged shell comes only from the `sysadmin` profile (off unless
+//! `allowedProfiles` names it); hostPID, hostNetwork and hostPath are not expressible in a
+//! DebugSession at all.
 
 use super::settings::{
     self, DEFAULT_ALLOWED_CAPABILITIES, DEFAULT_ALLOWED_IMAGES, DEFAULT_DENIED_NAMESPACES,
 };
-use super::validate::Invalid;
-use crate::api::reason;
+use super::validate::{Asked, Invalid};
+use crate::api::{DebugSessionSpec, Profile, reason};
 
 /// What sessions may ask for. Lists of images and namespaces are globs where `*` matches any
 /// run of characters.
@@ -24,8 +23,10 @@ pub struct Policy {
     pub denied_namespaces: Vec<String>,
     /// If not empty, sessions are allowed only in these namespaces (globs).
     pub allowed_namespaces: Vec<String>,
-    /// Capabilities the shell may add (without the `CAP_` prefix).
+    /// Capabilities the shell may add (without the `CAP_` prefix) on top of its profile's.
     pub allowed_capabilities: Vec<String>,
+    /// Profiles sessions may ask for.
+    pub allowed_profiles: Vec<Profile>,
 }
 
 impl Default for Policy {
@@ -37,6 +38,7 @@ impl Default for Policy {
             denied_namespaces: settings::list(DEFAULT_DENIED_NAMESPACES),
             allowed_namespaces: Vec::new(),
             allowed_capabilities: settings::list(DEFAULT_ALLOWED_CAPABILITIES),
+            allowed_profiles: super::profile::DEFAULT_ALLOWED.to_vec(),
         }
     }
 }
@@ -76,18 +78,27 @@ impl Policy {
         self
     }
 
-    /// Checks a session in `namespace` with its resolved shell container (see
-    /// [`super::validate::resolve`]: the defaults are already filled in) against the policy.
-    pub fn check(&self, namespace: &str, shell: &Container) -> Result<(), Invalid> {
+    /// Checks a session in `namespace` against the policy: the namespace, the resolved shell's
+    /// image (see [`super::validate::resolve`]: the defaults are already filled in), the
+    /// profile, the capabilities asked on top of the profile's (`spec.shell.capabilities`), and
+    /// the images a copy sets (`spec.copy.setImage`), which run in the namespace as much as the
+    /// shell does.
+    pub fn check(
+        &self,
+        namespace: &str,
+        spec: &DebugSessionSpec,
+        asked: &Asked,
+    ) -> Result<(), Invalid> {
         self.check_namespace(namespace)?;
-        self.check_image(shell.image.as_deref().unwrap_or_default())?;
-        let caps = shell
-            .security_context
-            .as_ref()
-            .and_then(|s| s.capabilities.as_ref())
-            .and_then(|c| c.add.clone())
-            .unwrap_or_default();
-        self.check_capabilities(&caps)
+        self.check_image(asked.shell.image.as_deref().unwrap_or_default())?;
+        let extra = spec.shell.as_ref().and_then(|s| s.capabilities.as_deref());
+        super::profile::check(asked.profile, extra, &self.allowed_profiles)?;
+        self.check_capabilities(extra.unwrap_or_default())?;
+        let set = spec.copy.as_ref().and_then(|c| c.set_image.as_ref());
+        for image in set.into_iter().flat_map(|m| m.values()) {
+            self.check_image(image)?;
+        }
+        Ok(())
     }
 
     pub fn check_namespace(&self, namespace: &str) -> Result<(), Invalid> {
@@ -430,7 +441,7 @@ mod tests {
                 ..s.clone()
             };
             let got = super::super::validate::resolve(&spec, &settings)
-                .and_then(|asked| policy.check(ns, &asked.shell));
+                .and_then(|asked| policy.check(ns, &spec, &asked));
             match want {
                 None => assert_eq!(got, Ok(()), "{ns} {spec:?}"),
                 Some(text) => {

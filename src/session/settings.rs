@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::ttl;
+use crate::api::Mode;
 
 /// Shortest session the operator accepts.
 pub const MIN_TTL: Duration = Duration::from_secs(30);
@@ -16,8 +17,6 @@ pub const DEFAULT_TTL: &str = "1h";
 pub const DEFAULT_IMAGE: &str = "busybox:1.36";
 /// Default name of the shell container.
 pub const DEFAULT_CONTAINER_NAME: &str = "debug-shell";
-/// Capabilities the shell gets when the session names none.
-pub const DEFAULT_CAPABILITIES: &[&str] = &["SYS_PTRACE"];
 /// Globs of the shell images the policy allows, unless configured (comma-separated).
 pub const DEFAULT_ALLOWED_IMAGES: &str =
     "busybox:*,docker.io/library/busybox:*,docker.io/busybox:*";
@@ -25,6 +24,11 @@ pub const DEFAULT_ALLOWED_IMAGES: &str =
 pub const DEFAULT_ALLOWED_CAPABILITIES: &str = "SYS_PTRACE";
 /// Namespaces where the policy refuses sessions, unless configured (comma-separated).
 pub const DEFAULT_DENIED_NAMESPACES: &str = "kube-system";
+/// The modes the operator runs, unless configured (comma-separated).
+pub const DEFAULT_MODES: &str = "Patch,Copy,Ephemeral";
+/// The profiles the policy allows, unless configured (comma-separated): `sysadmin` and
+/// `netadmin` are opt-ins.
+pub const DEFAULT_ALLOWED_PROFILES: &str = "general,baseline,restricted";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
@@ -34,6 +38,8 @@ pub struct Settings {
     pub default_ttl: Duration,
     /// Shell image of a session that names none.
     pub default_image: String,
+    /// The modes this operator runs (and holds the rights for).
+    pub modes: Vec<Mode>,
 }
 
 impl Default for Settings {
@@ -43,6 +49,7 @@ impl Default for Settings {
             max_ttl: ttl::parse(DEFAULT_MAX_TTL).unwrap_or(MIN_TTL),
             default_ttl: ttl::parse(DEFAULT_TTL).unwrap_or(MIN_TTL),
             default_image: DEFAULT_IMAGE.to_string(),
+            modes: super::mode::parse_list(DEFAULT_MODES).unwrap_or_default(),
         }
     }
 }
@@ -68,5 +75,10 @@ mod tests {
         assert!(s.default_ttl >= MIN_TTL && s.default_ttl <= s.max_ttl);
         assert_eq!(list(DEFAULT_ALLOWED_IMAGES).len(), 3);
         assert_eq!(list(" a, ,b ,"), ["a", "b"]);
+        assert_eq!(s.modes, super::super::mode::ALL);
+        assert_eq!(
+            super::super::profile::parse_list(DEFAULT_ALLOWED_PROFILES).unwrap(),
+            super::super::profile::DEFAULT_ALLOWED
+        );
     }
 }

@@ -2,11 +2,12 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Capabilities, Container, SecurityContext};
+use k8s_openapi::api::core::v1::Container;
 
 use super::syntax::{self, is_dns_label};
-use crate::api::{DebugSessionSpec, reason};
-use crate::session::settings::{DEFAULT_CAPABILITIES, DEFAULT_CONTAINER_NAME, MIN_TTL, Settings};
+use super::{mode, profile};
+use crate::api::{DebugSessionSpec, Mode, Profile, reason};
+use crate::session::settings::{DEFAULT_CONTAINER_NAME, MIN_TTL, Settings};
 use crate::session::ttl;
 use crate::workload::Workload;
 
@@ -26,18 +27,22 @@ impl Invalid {
     }
 }
 
-/// What a session asks for, resolved once with the operator's defaults: the TTL and the shell
-/// container it adds.
+/// What a session asks for, resolved once with the operator's defaults: the mode, the TTL, the
+/// profile and the shell container it adds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Asked {
+    pub mode: Mode,
     pub ttl: Duration,
+    pub profile: Profile,
     pub shell: Container,
 }
 
-/// Resolves and checks the spec's TTL and shell (everything that needs no cluster).
+/// Resolves and checks the spec's mode, TTL and shell (everything that needs no cluster).
 pub fn resolve(spec: &DebugSessionSpec, settings: &Settings) -> Result<Asked, Invalid> {
     Ok(Asked {
+        mode: mode::resolve(spec, &settings.modes)?,
         ttl: session_ttl(spec, settings)?,
+        profile: spec.profile.unwrap_or(Profile::General),
         shell: shell_container(spec, settings)?,
     })
 }
@@ -99,9 +104,8 @@ pub fn shell_container(spec: &DebugSessionSpec, settings: &Settings) -> Result<C
             ),
         ));
     }
-    let caps = shell
-        .capabilities
-        .unwrap_or_else(|| DEFAULT_CAPABILITIES.iter().map(|c| c.to_string()).collect());
+    // The profile brings its own capabilities; these are the ones asked for on top.
+    let caps = shell.capabilities.unwrap_or_default();
     if let Some(bad) = caps
         .iter()
         .find(|c| c.is_empty() || !c.chars().all(|ch| ch.is_ascii_uppercase() || ch == '_'))
@@ -131,13 +135,10 @@ pub fn shell_container(spec: &DebugSessionSpec, settings: &Settings) -> Result<C
         resources: shell.resources,
         stdin: Some(shell.stdin.unwrap_or(true)),
         tty: Some(shell.tty.unwrap_or(true)),
-        security_context: Some(SecurityContext {
-            capabilities: Some(Capabilities {
-                add: Some(caps),
-                drop: None,
-            }),
-            ..SecurityContext::default()
-        }),
+        security_context: Some(profile::security_context(
+            spec.profile.unwrap_or(Profile::General),
+            &caps,
+        )),
         ..Container::default()
     })
 }

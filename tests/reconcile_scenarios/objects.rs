@@ -28,7 +28,7 @@ pub(crate) fn started(ago: i64, active: bool) -> DebugSession {
             "message": message, "observedGeneration": 1, "lastTransitionTime": started})
     };
     let attach = |pod: &str| format!("kubectl attach -it -n team {pod} -c debug-shell");
-    let pod = |pod: &str| json!({"name": pod, "ready": true, "attach": attach(pod)});
+    let pod = |pod: &str| json!({"name": pod, "container": "debug-shell", "ready": true, "attach": attach(pod)});
     let ready = format!(
         "2/2 pods carry a ready debug shell; attach with: {}",
         attach("web-5d8f-a")

@@ -12,6 +12,7 @@
 //! SubjectAccessReviews and the look at the workload need the cluster. The TLS listener is in
 //! [`super::tls`].
 
+use crate::api::Mode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -100,7 +101,7 @@ async fn validate_handler(State(s): State<Arc<WebhookState>>, body: Bytes) -> Re
     let v = verdict(&req, &s.rules);
     let outcome = match v {
         Verdict::Authorize(q) => {
-            let r = authz::check(&s.client, &q.requester, &q.namespace, &q.target).await;
+            let r = authz::check(&s.client, &q.requester, &q.namespace, &q.target, q.mode).await;
             finish(Verdict::Authorize(q), r)
         }
         Verdict::Released(q) => {
@@ -293,6 +294,8 @@ pub struct AuthzQuery {
     pub requester: Requester,
     pub namespace: String,
     pub target: Target,
+    /// The mode the session asks for: what it is authorized for.
+    pub mode: Mode,
 }
 
 /// A session whose workload must be free of the session's fields before its finalizer may go.
@@ -332,7 +335,7 @@ fn check_spec(
     settings: &Settings,
 ) -> Result<(), String> {
     let asked = validate::resolve(spec, settings).map_err(|e| e.message)?;
-    policy.check(ns, &asked.shell).map_err(|e| e.message)
+    policy.check(ns, spec, &asked).map_err(|e| e.message)
 }
 
 /// `/validate`, the part that needs no cluster.
@@ -380,6 +383,7 @@ fn spec_verdict(req: &Request, obj: &DynamicObject, rules: &Rules) -> Verdict {
     Verdict::Authorize(AuthzQuery {
         requester: who,
         namespace: ns,
+        mode: spec.mode.unwrap_or(spec.target.kind.default_mode()),
         target: spec.target,
     })
 }

@@ -309,6 +309,7 @@ fn create_decisions() {
             requester: alice(),
             namespace: "team".into(),
             target: target.clone(),
+            mode: Mode::Patch,
         })
     );
     // The denial is a 403 with the message.

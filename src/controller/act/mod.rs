@@ -1,6 +1,9 @@
-//! Act: carry out the planned change to the target through the mode's actuator ([`patch`] for
-//! the pod template) and say so on the target with an Event.
+//! Act: carry out the planned change through the mode's actuator ([`patch`] for the pod
+//! template, [`copy`] for a copy of a pod, [`ephemeral`] for ephemeral containers) and, for a
+//! changed workload, say so on it with an Event.
 
+pub mod copy;
+pub mod ephemeral;
 pub mod patch;
 
 use kube::ResourceExt;
@@ -66,6 +69,29 @@ pub(super) async fn act(session: &DebugSession, ctx: &Context, plan: &Plan) -> R
             info!(workload = %w, stale = %other, "released fields of an ended session");
             let note = format!("the changes of ended DebugSession {other} were reverted");
             (crate::api::reason::DEBUG_SHELL_REMOVED, note)
+        }
+        WorkloadAction::CreateCopy(pod) => {
+            let uid = session.uid().unwrap_or_default();
+            copy::create(&ctx.client, &ns, pod, &uid).await?;
+            info!(
+                pod = pod.metadata.name.as_deref().unwrap_or_default(),
+                "created the copy"
+            );
+            return Ok(());
+        }
+        WorkloadAction::DeleteCopy { pod, uid } => {
+            copy::delete(&ctx.client, &ns, pod, uid).await?;
+            info!(%pod, "deleted the copy");
+            return Ok(());
+        }
+        WorkloadAction::AddEphemeral { pods, shell } => {
+            let legacy = ctx
+                .legacy_ephemeral_api()
+                .await
+                .map_err(Error::ApplyShell)?;
+            ephemeral::add(&ctx.client, &ns, pods, shell, legacy).await?;
+            info!(?pods, container = %shell.name, "added the ephemeral shell");
+            return Ok(());
         }
     };
     // Say it on the workload too, so that `kubectl describe` of the target shows who changed it.

@@ -8,19 +8,21 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::conditions;
+use crate::api::Mode;
 use crate::api::{
     DebugSession, DebugSessionStatus, HOLDER_ANNOTATION, Phase, ResolvedTarget, SessionPod,
     TargetKind, reason,
 };
+use crate::session::ephemeral::{self as shell_state, ShellState};
 use crate::session::podsecurity;
 use crate::session::settings::Settings;
 use crate::session::stamp::Stamp;
-use crate::session::validate::{self, Invalid};
+use crate::session::validate::{self, Asked, Invalid};
 use crate::workload::Workload;
 
 /// Who holds the target workload, from its holder annotation.
@@ -47,7 +49,11 @@ pub struct Observed {
     pub workload: Option<Workload>,
     pub holder: Option<Holder>,
     pub namespace_labels: BTreeMap<String, String>,
+    /// The pods the shell is in or goes into: the workload's (Patch), the copy (Copy), the
+    /// target pods (Ephemeral).
     pub pods: Vec<Pod>,
+    /// The pod `target.pod` names, when it does.
+    pub source_pod: Option<Pod>,
     /// Why the current spec may not run at all: no stamp that covers it, the operator's policy,
     /// or a requester whose rights were revoked.
     pub refusal: Option<Invalid>,
@@ -69,6 +75,19 @@ pub enum WorkloadAction {
     /// Release the fields of another session that ended without releasing them.
     ReleaseStale {
         session: String,
+    },
+    /// Create the session's copy of a pod (Copy mode).
+    CreateCopy(Box<Pod>),
+    /// Delete the session's copy (Copy mode), on the condition that it is still the pod with
+    /// `uid`.
+    DeleteCopy {
+        pod: String,
+        uid: String,
+    },
+    /// Add the ephemeral shell to each of these pods that lacks it (Ephemeral mode).
+    AddEphemeral {
+        pods: Vec<String>,
+        shell: Box<EphemeralContainer>,
     },
 }
 
@@ -98,6 +117,8 @@ pub struct Plan {
 const POLL_PENDING: Duration = Duration::from_secs(10);
 const POLL_APPLYING: Duration = Duration::from_secs(5);
 const POLL_ACTIVE: Duration = Duration::from_secs(60);
+/// An ephemeral shell starting: no watch event announces it.
+const POLL_STARTING: Duration = Duration::from_secs(1);
 /// A foreign holder annotation: the workload watch wakes the session when it goes; this is
 /// only the safety net.
 const POLL_FOREIGN: Duration = Duration::from_secs(30);
@@ -110,14 +131,8 @@ pub fn plan(session: &DebugSession, obs: &Observed, settings: &Settings, now: Ti
     let spec_changed = p.status.observed_generation != session.metadata.generation;
 
     if phase.is_terminal() && !(phase == Phase::Failed && never_started && spec_changed) {
-        // Ended: nothing left but making sure the workload carries nothing of ours.
-        if obs
-            .workload
-            .as_ref()
-            .is_some_and(|w| w.is_managed_by(&p.manager()))
-        {
-            p.action = WorkloadAction::Release;
-        }
+        // Ended: nothing left but making sure nothing of ours is left.
+        p.action = p.undo(obs).unwrap_or(WorkloadAction::None);
         return p.finish();
     }
     if never_started {
@@ -131,10 +146,8 @@ pub fn plan(session: &DebugSession, obs: &Observed, settings: &Settings, now: Ti
 /// Plans the revert when the session is being deleted: release if anything of ours is there.
 pub fn plan_cleanup(session: &DebugSession, obs: &Observed, now: Timestamp) -> Plan {
     let mut p = Planner::new(session, now);
-    if let Some(w) = &obs.workload
-        && w.is_managed_by(&p.manager())
-    {
-        p.action = WorkloadAction::Release;
+    if let Some(undo) = p.undo(obs) {
+        p.action = undo;
         p.steps.push(Step::Deleted);
     }
     p.finish()
@@ -219,6 +232,26 @@ impl<'a> Planner<'a> {
         self.session.metadata.generation
     }
 
+    /// What undoes the session's change, if anything of it is left: the release of the
+    /// workload's fields (Patch, or anything the manager still owns), the deletion of the copy.
+    fn undo(&self, obs: &Observed) -> Option<WorkloadAction> {
+        if obs
+            .workload
+            .as_ref()
+            .is_some_and(|w| w.is_managed_by(&self.manager()))
+        {
+            return Some(WorkloadAction::Release);
+        }
+        let copy = obs
+            .pods
+            .iter()
+            .find(|_| self.status.mode.unwrap_or(self.session.mode()) == Mode::Copy)?;
+        Some(WorkloadAction::DeleteCopy {
+            pod: copy.metadata.name.clone().unwrap_or_default(),
+            uid: copy.metadata.uid.clone().unwrap_or_default(),
+        })
+    }
+
     fn fail(&mut self, invalid: Invalid) {
         self.steps.push(Step::Fail(invalid));
     }
@@ -227,6 +260,7 @@ impl<'a> Planner<'a> {
         let (kind, name) = self.target();
         let ttl = self.session.spec.ttl.as_deref().unwrap_or("default");
         let scene = Scene {
+            mode: self.status.mode.unwrap_or(self.session.mode()),
             namespace: self.namespace(),
             kind,
             name: &name,
@@ -258,6 +292,8 @@ fn until(now: Timestamp, t: Timestamp) -> Duration {
     Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO) + Duration::from_millis(100)
 }
 
+mod copy;
+mod ephemeral;
 pub mod render;
 mod rollout;
 mod running;
@@ -265,7 +301,7 @@ mod start;
 pub mod step;
 
 use render::{Scene, render};
-use rollout::drift;
+use rollout::{Expect, drift};
 use step::{Gone, Progress, Rollout, Step};
 #[cfg(test)]
 mod tests;

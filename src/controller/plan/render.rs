@@ -6,12 +6,16 @@ use k8s_openapi::jiff::Timestamp;
 use super::Note;
 use super::conditions;
 use super::step::{Gone, Progress, Rollout, Step};
-use crate::api::{DebugSessionStatus, HOLDER_ANNOTATION, Phase, TargetKind, condition, reason};
+use crate::api::{
+    DebugSessionStatus, HOLDER_ANNOTATION, Mode, Phase, TargetKind, condition, reason,
+};
 use crate::session::validate::Invalid;
 
 /// What rendering needs to know about the session besides the step.
 #[derive(Clone, Debug)]
 pub struct Scene<'a> {
+    /// The mode in force.
+    pub mode: Mode,
     pub namespace: &'a str,
     /// The target in force.
     pub kind: TargetKind,
@@ -52,7 +56,11 @@ pub fn render(step: &Step, scene: &Scene, status: &mut DebugSessionStatus, notes
                 scene.target_ref()
             ),
         ),
-        Step::Start { shell, desired } => r.start(shell, *desired),
+        Step::Start {
+            shell,
+            desired,
+            pods,
+        } => r.start(shell, *desired, pods),
         Step::SpecAccepted { by, changed } => r.spec_accepted(by.as_deref(), changed.as_deref()),
         Step::SpecRefused { why, running } => r.spec_refused(why, *running),
         Step::TargetLocked { message } => {
@@ -78,11 +86,13 @@ pub fn render(step: &Step, scene: &Scene, status: &mut DebugSessionStatus, notes
             r.phase(Phase::Pending, &message);
             r.condition(condition::READY, false, reason::RETRYING, &message);
         }
-        Step::Deleted => r.note(
-            false,
-            reason::REVERTED,
-            format!("session deleted: reverted {}", scene.target_ref()),
-        ),
+        Step::Deleted => {
+            let what = match scene.mode {
+                Mode::Copy => "deleted its copy pod".to_string(),
+                _ => format!("reverted {}", scene.target_ref()),
+            };
+            r.note(false, reason::REVERTED, format!("session deleted: {what}"))
+        }
     }
 }
 
@@ -182,20 +192,33 @@ impl Render<'_, '_> {
         }
     }
 
-    fn start(&mut self, shell: &str, desired: i32) {
-        let message = format!(
-            "added {shell} to {} with shareProcessNamespace; waiting for the pods to roll",
-            self.scene.target_ref()
-        );
+    fn start(&mut self, shell: &str, desired: i32, pods: &[String]) {
+        let target = self.scene.target_ref();
+        let list = pods.join(", ");
+        let (message, kept) = match self.scene.mode {
+            Mode::Patch => (
+                format!(
+                    "added {shell} to {target} with shareProcessNamespace; waiting for the pods to roll"
+                ),
+                "the debug shell is in the workload".to_string(),
+            ),
+            Mode::Copy => (
+                format!(
+                    "creating pod {list}, a copy of {target} with {shell} and shareProcessNamespace; waiting for it to start"
+                ),
+                format!("the copy pod {list} exists until the session ends"),
+            ),
+            Mode::Ephemeral => (
+                format!(
+                    "adding the ephemeral container {shell} to pod {list}; waiting for it to start"
+                ),
+                format!("the ephemeral shell runs in pod {list} until the session expires"),
+            ),
+        };
         self.note(false, reason::APPLIED, message.clone());
         self.phase(Phase::Applying, &message);
         self.condition(condition::READY, false, reason::ROLLING_OUT, &message);
-        self.condition(
-            condition::REVERTED,
-            false,
-            reason::NOT_REVERTED,
-            "the debug shell is in the workload",
-        );
+        self.condition(condition::REVERTED, false, reason::NOT_REVERTED, &kept);
         self.status.ready_pods = Some(format!("0/{desired}"));
     }
 
@@ -274,10 +297,23 @@ impl Render<'_, '_> {
                     lacking.join(" ")
                 ),
             ),
-            Rollout::Rolling => (
+            Rollout::Rolling if s.mode == Mode::Patch => (
                 reason::ROLLING_OUT,
                 format!(
                     "waiting for the pods of {target} to roll: {ready}/{desired} carry a ready debug shell"
+                ),
+            ),
+            Rollout::Rolling => (
+                reason::ROLLING_OUT,
+                format!(
+                    "waiting for the debug shell to start: {ready}/{desired} pods carry a ready one"
+                ),
+            ),
+            Rollout::Exited { pods } => (
+                reason::SHELL_EXITED,
+                format!(
+                    "the debug shell exited in pod {} and cannot restart there; end this session and start another",
+                    pods.join(", ")
                 ),
             ),
         };
@@ -290,15 +326,23 @@ impl Render<'_, '_> {
 
     fn expired(&mut self) {
         let s = self.scene;
-        let message = format!("TTL ran out: {} reverted", s.target_ref());
+        let (why, message) = match s.mode {
+            Mode::Patch => (
+                reason::EXPIRED,
+                format!("TTL ran out: {} reverted", s.target_ref()),
+            ),
+            Mode::Copy => (
+                reason::EXPIRED,
+                "TTL ran out: the copy pod was deleted".to_string(),
+            ),
+            Mode::Ephemeral => (
+                reason::SHELL_EXITED,
+                "TTL ran out: the ephemeral shell's command ended; an ephemeral container cannot be removed, so its entry stays in the pod's spec (not running) until the pod is replaced".to_string(),
+            ),
+        };
         self.phase(Phase::Expired, &message);
-        self.condition(
-            condition::READY,
-            false,
-            reason::EXPIRED,
-            "the session expired",
-        );
-        self.condition(condition::REVERTED, true, reason::EXPIRED, &message);
+        self.condition(condition::READY, false, why, "the session expired");
+        self.condition(condition::REVERTED, true, why, &message);
         self.note(false, reason::EXPIRED, format!("TTL of {} ran out", s.ttl));
         self.note(false, reason::REVERTED, message);
     }

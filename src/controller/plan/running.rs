@@ -4,11 +4,20 @@ use super::*;
 
 impl Planner<'_> {
     pub(super) fn plan_running(&mut self, obs: &Observed, settings: &Settings) {
+        self.lock_target();
+        // Sessions that started before modes existed ran in Patch mode.
+        match self.status.mode.unwrap_or(Mode::Patch) {
+            Mode::Patch => self.running_patch(obs, settings),
+            Mode::Copy => self.running_copy(obs, settings),
+            Mode::Ephemeral => self.running_ephemeral(obs, settings),
+        }
+    }
+
+    /// The target is fixed once started: a changed `spec.target` is reported, not followed.
+    fn lock_target(&mut self) {
         let spec = &self.session.spec;
-        let resolved = self.status.target.clone();
-        // The target is fixed once started.
         let wanted = (spec.target.kind, spec.target.name.as_str());
-        match &resolved {
+        match &self.status.target {
             Some(t) if (t.kind, t.name.as_str()) != wanted => {
                 let message = format!(
                     "spec.target changed to {}/{} after the session started; {}/{} stays the target",
@@ -18,7 +27,39 @@ impl Planner<'_> {
             }
             _ => self.steps.push(Step::TargetUnlocked),
         }
+    }
 
+    /// Whether the spec generation is newer than the one whose shell runs.
+    pub(super) fn fresh(&self) -> bool {
+        self.status
+            .shell_generation
+            .or(self.status.observed_generation)
+            != self.generation()
+    }
+
+    /// Moves `expiresAt` to the start plus `ttl` (an accepted new TTL).
+    pub(super) fn set_ttl(&mut self, ttl: Duration) {
+        let started = self
+            .status
+            .started_at
+            .clone()
+            .map(|t| t.0)
+            .unwrap_or(self.now);
+        let expires = started + SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX);
+        self.status.expires_at = Some(Time(expires));
+    }
+
+    pub(super) fn expires(&self) -> Timestamp {
+        self.status
+            .expires_at
+            .clone()
+            .map(|t| t.0)
+            .unwrap_or(self.now)
+    }
+
+    fn running_patch(&mut self, obs: &Observed, settings: &Settings) {
+        let spec = &self.session.spec;
+        let resolved = self.status.target.clone();
         // The workload must still be the one we changed.
         let workload = match (&obs.workload, &resolved) {
             (Some(w), Some(t)) if w.uid == t.uid => w,
@@ -28,11 +69,7 @@ impl Planner<'_> {
         // A spec generation that has not run yet runs only when it passes every check a start
         // passes; otherwise the shell of the last accepted generation stays, and so does its
         // expiry.
-        let fresh = self
-            .status
-            .shell_generation
-            .or(self.status.observed_generation)
-            != self.generation();
+        let fresh = self.fresh();
         let accepted = if fresh {
             match self.check_new_spec(obs, settings, workload) {
                 Ok(v) => Some(v),
@@ -44,25 +81,14 @@ impl Planner<'_> {
         } else {
             None
         };
-        let started = self
-            .status
-            .started_at
-            .clone()
-            .map(|t| t.0)
-            .unwrap_or(self.now);
         if let Some((ttl, _)) = &accepted {
-            let expires = started + SignedDuration::try_from(*ttl).unwrap_or(SignedDuration::MAX);
-            self.status.expires_at = Some(Time(expires));
+            self.set_ttl(*ttl);
         }
-        let expires = self
-            .status
-            .expires_at
-            .clone()
-            .map(|t| t.0)
-            .unwrap_or(self.now);
+        let expires = self.expires();
 
         if self.now >= expires {
-            return self.expire(workload);
+            let release = workload.is_managed_by(&self.manager());
+            return self.expire(release.then_some(WorkloadAction::Release));
         }
 
         // The shell that should be in the workload: the new generation's, else the running one's
@@ -143,7 +169,7 @@ impl Planner<'_> {
         workload: &Workload,
     ) -> Result<(Duration, Container), Invalid> {
         let spec = &self.session.spec;
-        let validate::Asked { ttl, shell } = validate::resolve(spec, settings)?;
+        let validate::Asked { ttl, shell, .. } = validate::resolve(spec, settings)?;
         if let Some(refusal) = &obs.refusal {
             return Err(refusal.clone());
         }
@@ -184,7 +210,7 @@ impl Planner<'_> {
 
     /// A new spec generation of a running session that may not run: the shell of the last
     /// accepted one stays.
-    fn refuse_spec(&mut self, why: Invalid) {
+    pub(super) fn refuse_spec(&mut self, why: Invalid) {
         let running = self
             .status
             .shell_generation
@@ -196,13 +222,10 @@ impl Planner<'_> {
         self.steps.push(Step::SpecRefused { why, running });
     }
 
-    /// The TTL ran out: release the workload and end the session.
-    fn expire(&mut self, workload: &Workload) {
-        self.action = if workload.is_managed_by(&self.manager()) {
-            WorkloadAction::Release
-        } else {
-            WorkloadAction::None
-        };
+    /// The TTL ran out: undo what the mode did (`undo`, when anything is left) and end the
+    /// session.
+    pub(super) fn expire(&mut self, undo: Option<WorkloadAction>) {
+        self.action = undo.unwrap_or(WorkloadAction::None);
         self.status.ended_at = Some(Time(self.now));
         self.status.pods.clear();
         self.steps.push(Step::Expired);

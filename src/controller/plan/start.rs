@@ -1,4 +1,6 @@
-//! Planning a session that has not started: checks, waiting for the workload, taking it.
+//! Planning a session that has not started: checks, waiting for the target, starting it in the
+//! session's mode (Patch takes the workload; Copy and Ephemeral live in [`super::copy`] and
+//! [`super::ephemeral`]).
 
 use super::*;
 
@@ -8,7 +10,7 @@ impl Planner<'_> {
         let spec = &self.session.spec;
         let checked = validate::session_name(self.namespace(), self.name())
             .and_then(|()| validate::resolve(spec, settings));
-        let validate::Asked { ttl, shell } = match checked {
+        let asked = match checked {
             Ok(v) => v,
             Err(e) => return self.fail(e),
         };
@@ -26,6 +28,65 @@ impl Planner<'_> {
                 ),
             });
         };
+        match asked.mode {
+            Mode::Patch => self.start_patch(obs, workload, asked),
+            Mode::Copy => self.start_copy(obs, workload, asked),
+            Mode::Ephemeral => self.start_ephemeral(obs, workload, asked),
+        }
+    }
+
+    /// The checks every mode runs on its shell before anything is created or changed: the
+    /// container names of the target and the namespace's Pod Security level.
+    pub(super) fn check_shell(
+        &self,
+        obs: &Observed,
+        workload: &Workload,
+        shell: &Container,
+        own: Option<&str>,
+    ) -> Result<(), Invalid> {
+        validate::against_workload(&self.session.spec, shell, workload, own)?;
+        match podsecurity::violation(self.namespace(), &obs.namespace_labels, shell) {
+            Some(message) => Err(Invalid {
+                reason: reason::POD_SECURITY_VIOLATION,
+                message,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts the clock and records the resolved target and mode, then the start step.
+    pub(super) fn begin(
+        &mut self,
+        obs: &Observed,
+        workload: &Workload,
+        asked: &validate::Asked,
+        pods: Vec<String>,
+    ) {
+        let spec = &self.session.spec;
+        let expires = self.now + SignedDuration::try_from(asked.ttl).unwrap_or(SignedDuration::MAX);
+        self.status.started_at = Some(Time(self.now));
+        self.status.expires_at = Some(Time(expires));
+        self.status.mode = Some(asked.mode);
+        self.status.target = Some(ResolvedTarget {
+            kind: spec.target.kind,
+            name: spec.target.name.clone(),
+            uid: workload.uid.clone(),
+        });
+        let desired = match asked.mode {
+            Mode::Patch => workload.desired,
+            Mode::Copy => 1,
+            Mode::Ephemeral => pods.len() as i32,
+        };
+        self.steps.push(Step::Start {
+            shell: asked.shell.name.clone(),
+            desired,
+            pods,
+        });
+        self.accept_spec(obs, &asked.shell);
+        self.requeue = Some(POLL_APPLYING);
+    }
+
+    fn start_patch(&mut self, obs: &Observed, workload: &Workload, asked: validate::Asked) {
         // A held workload carries the holder's shell: wait before judging the template.
         match obs.holder.clone().unwrap_or(Holder::Free) {
             Holder::Other { name, live: true } => {
@@ -47,38 +108,17 @@ impl Planner<'_> {
             holder @ (Holder::Free | Holder::Us) => {
                 // Our own shell may already be there after a restart between apply and status.
                 let ours = holder == Holder::Us;
-                let own = ours.then_some(shell.name.as_str());
-                if let Err(e) = validate::against_workload(spec, &shell, workload, own) {
+                let own = ours.then_some(asked.shell.name.as_str());
+                if let Err(e) = self.check_shell(obs, workload, &asked.shell, own) {
                     return self.fail(e);
                 }
-                if let Some(message) =
-                    podsecurity::violation(self.namespace(), &obs.namespace_labels, &shell)
-                {
-                    return self.fail(Invalid {
-                        reason: reason::POD_SECURITY_VIOLATION,
-                        message,
-                    });
-                }
-                let expires =
-                    self.now + SignedDuration::try_from(ttl).unwrap_or(SignedDuration::MAX);
-                self.status.started_at = Some(Time(self.now));
-                self.status.expires_at = Some(Time(expires));
-                self.status.target = Some(ResolvedTarget {
-                    kind: spec.target.kind,
-                    name: spec.target.name.clone(),
-                    uid: workload.uid.clone(),
-                });
-                self.steps.push(Step::Start {
-                    shell: shell.name.clone(),
-                    desired: workload.desired,
-                });
-                self.accept_spec(obs, &shell);
+                self.begin(obs, workload, &asked, Vec::new());
+                let shell = Box::new(asked.shell);
                 self.action = if ours {
-                    WorkloadAction::Apply(Box::new(shell))
+                    WorkloadAction::Apply(shell)
                 } else {
-                    WorkloadAction::Take(Box::new(shell))
+                    WorkloadAction::Take(shell)
                 };
-                self.requeue = Some(POLL_APPLYING);
             }
         }
     }

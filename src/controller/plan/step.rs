@@ -15,8 +15,13 @@ pub enum Step {
     WaitForeign { value: String, owners: Vec<String> },
     /// The holder ended without releasing: its fields are released first.
     ReleaseStale { session: String },
-    /// The shell goes in now; `desired` pods should carry it.
-    Start { shell: String, desired: i32 },
+    /// The shell goes in now; `desired` pods should carry it (`pods`: the copy, or the pods
+    /// that get an ephemeral shell).
+    Start {
+        shell: String,
+        desired: i32,
+        pods: Vec<String>,
+    },
     /// The current spec generation is what the target gets, stamped by `by`.
     SpecAccepted {
         by: Option<String>,
@@ -59,8 +64,10 @@ pub enum Rollout {
     NoPods,
     /// The pods only change when deleted (`OnDelete`); these still lack the shell.
     OnDelete { lacking: Vec<String> },
-    /// The pods are rolling.
+    /// The pods are rolling (Patch), or the shell is starting (Copy, Ephemeral).
     Rolling,
+    /// The shell ended in these pods before the session did, and cannot restart.
+    Exited { pods: Vec<String> },
 }
 
 /// How the changed target went away.
