@@ -35,6 +35,8 @@ pub enum Error {
     Authorize(#[source] kube::Error),
     #[error("writing the DebugSession status: {0}")]
     WriteStatus(#[source] kube::Error),
+    #[error("reading the API server's version: {0}")]
+    ServerVersion(#[source] kube::Error),
     #[error("DebugSession has no namespace")]
     NotNamespaced,
     #[error("finalizer: {0}")]
@@ -55,6 +57,7 @@ impl Error {
             Error::Revert(_) => "revert",
             Error::Authorize(_) => "authorize",
             Error::WriteStatus(_) => "write_status",
+            Error::ServerVersion(_) => "server_version",
             Error::NotNamespaced => "not_namespaced",
             Error::Finalizer(e) => match e.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(inner)

@@ -194,8 +194,12 @@ pub mod reason {
     pub const POD_NOT_FOUND: &str = "PodNotFound";
     /// The profile is not in the operator's `allowedProfiles`.
     pub const PROFILE_NOT_ALLOWED: &str = "ProfileNotAllowed";
+    /// The API server allows no securityContext on ephemeral containers (Kubernetes < 1.22).
+    pub const PROFILE_DROPPED: &str = "ProfileDropped";
     /// An ephemeral shell's command ended with the session (it stays in the pod spec).
     pub const SHELL_EXITED: &str = "ShellExited";
+    /// The kubelet cannot start the shell container (refused configuration, image not pulled).
+    pub const SHELL_NOT_STARTING: &str = "ShellNotStarting";
     /// The session's copy of the pod was deleted while the session ran.
     pub const COPY_DELETED: &str = "CopyDeleted";
 }

@@ -85,6 +85,12 @@ pub(super) async fn observe(session: &DebugSession, ctx: &Context) -> Result<Obs
                 .items;
         }
     }
+    if mode == Mode::Ephemeral && !started {
+        obs.legacy_ephemeral = ctx
+            .legacy_ephemeral_api()
+            .await
+            .map_err(Error::ServerVersion)?;
+    }
     if mode == Mode::Ephemeral && started && !terminal {
         // The pods the shell went into, by name: they may be gone or replaced since.
         for p in &status.pods {

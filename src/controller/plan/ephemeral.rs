@@ -5,6 +5,7 @@
 use sha2::{Digest, Sha256};
 
 use super::*;
+use crate::api::Profile;
 use crate::session::ephemeral as shell_build;
 
 impl Planner<'_> {
@@ -68,10 +69,24 @@ impl Planner<'_> {
             .container
             .clone()
             .or_else(|| workload.container_names().into_iter().next());
-        let container = match shell_build::build(&shell, app.as_deref(), asked.ttl) {
+        let mut container = match shell_build::build(&shell, app.as_deref(), asked.ttl) {
             Ok(c) => c,
             Err(e) => return self.fail(e),
         };
+        if obs.legacy_ephemeral && container.security_context.take().is_some() {
+            // Kubernetes 1.20 and 1.21 refuse any securityContext on an ephemeral container: a
+            // profile that only adds (general, netadmin, sysadmin) runs without its additions;
+            // one that restricts cannot hold, so it is refused rather than weakened.
+            if asked.profile == Profile::Restricted {
+                return self.fail(Invalid {
+                    reason: reason::INVALID_OPTIONS,
+                    message: "this API server (Kubernetes before 1.22) allows no securityContext on an ephemeral container, so the restricted profile cannot hold in Ephemeral mode: use mode Copy".into(),
+                });
+            }
+            self.steps.push(Step::ProfileDropped {
+                profile: asked.profile,
+            });
+        }
         let names: Vec<String> = pods
             .iter()
             .filter_map(|p| p.metadata.name.clone())

@@ -54,6 +54,9 @@ pub struct Observed {
     pub pods: Vec<Pod>,
     /// The pod `target.pod` names, when it does.
     pub source_pod: Option<Pod>,
+    /// The API server takes the Kubernetes 1.20-1.21 shape of ephemeral containers, which
+    /// allows them no securityContext (read before an Ephemeral session starts).
+    pub legacy_ephemeral: bool,
     /// Why the current spec may not run at all: no stamp that covers it, the operator's policy,
     /// or a requester whose rights were revoked.
     pub refusal: Option<Invalid>,

@@ -61,6 +61,13 @@ pub fn render(step: &Step, scene: &Scene, status: &mut DebugSessionStatus, notes
             desired,
             pods,
         } => r.start(shell, *desired, pods),
+        Step::ProfileDropped { profile } => r.note(
+            true,
+            reason::PROFILE_DROPPED,
+            format!(
+                "this API server (Kubernetes before 1.22) allows no securityContext on an ephemeral container: the shell runs without the {profile} profile's additions, with the pod's defaults"
+            ),
+        ),
         Step::SpecAccepted { by, changed } => r.spec_accepted(by.as_deref(), changed.as_deref()),
         Step::SpecRefused { why, running } => r.spec_refused(why, *running),
         Step::TargetLocked { message } => {
@@ -308,6 +315,10 @@ impl Render<'_, '_> {
                 format!(
                     "waiting for the debug shell to start: {ready}/{desired} pods carry a ready one"
                 ),
+            ),
+            Rollout::Stuck { pod, why } => (
+                reason::SHELL_NOT_STARTING,
+                format!("the debug shell cannot start in pod {pod}: {why}"),
             ),
             Rollout::Exited { pods } => (
                 reason::SHELL_EXITED,

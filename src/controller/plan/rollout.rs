@@ -39,6 +39,7 @@ impl Planner<'_> {
         let mut carrying = Vec::new();
         let mut lacking = Vec::new();
         let mut exited = Vec::new();
+        let mut stuck = None;
         for pod in pods
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
@@ -55,12 +56,21 @@ impl Planner<'_> {
                     }
                 }
             } else {
-                let ready = pod
+                let status = pod
                     .status
                     .as_ref()
                     .and_then(|s| s.container_statuses.as_ref())
-                    .and_then(|cs| cs.iter().find(|c| c.name == shell))
-                    .is_some_and(|c| c.ready);
+                    .and_then(|cs| cs.iter().find(|c| c.name == shell));
+                let ready = status.is_some_and(|c| c.ready);
+                // A copy never restarts its containers: a shell that ended stays ended.
+                let never =
+                    pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) == Some("Never");
+                let ended = status
+                    .and_then(|c| c.state.as_ref())
+                    .is_some_and(|st| st.terminated.is_some());
+                if never && ended {
+                    exited.push(name.clone());
+                }
                 let has = pod
                     .spec
                     .as_ref()
@@ -70,6 +80,9 @@ impl Planner<'_> {
             if !has_shell {
                 lacking.push(name);
                 continue;
+            }
+            if !ready && stuck.is_none() {
+                stuck = cannot_start(pod, shell, e.ephemeral).map(|why| (name.clone(), why));
             }
             let attach = format!("kubectl attach -it -n {ns} {name} -c {shell}");
             carrying.push(SessionPod {
@@ -103,6 +116,8 @@ impl Planner<'_> {
             }
         } else if !exited.is_empty() {
             Rollout::Exited { pods: exited }
+        } else if let Some((pod, why)) = stuck {
+            Rollout::Stuck { pod, why }
         } else if desired == 0 {
             Rollout::NoPods
         } else if e.on_delete && !lacking.is_empty() {
@@ -116,6 +131,39 @@ impl Planner<'_> {
             state,
         }));
     }
+}
+
+/// Why the shell container cannot start in `pod`, when the kubelet says it waits for a reason
+/// that does not pass by itself (a refused configuration, an image that cannot be pulled).
+fn cannot_start(pod: &Pod, shell: &str, ephemeral: bool) -> Option<String> {
+    const STUCK: &[&str] = &[
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "ErrImageNeverPull",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+    ];
+    let status = pod.status.as_ref()?;
+    let list = if ephemeral {
+        status.ephemeral_container_statuses.as_ref()
+    } else {
+        status.container_statuses.as_ref()
+    };
+    let waiting = list?
+        .iter()
+        .find(|c| c.name == shell)?
+        .state
+        .as_ref()?
+        .waiting
+        .as_ref()?;
+    let reason = waiting.reason.as_deref().filter(|r| STUCK.contains(r))?;
+    Some(match waiting.message.as_deref() {
+        Some(m) if !m.is_empty() => format!("{reason}: {m}"),
+        _ => reason.to_string(),
+    })
 }
 
 /// What the shell's progress is measured against.

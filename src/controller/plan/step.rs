@@ -22,6 +22,9 @@ pub enum Step {
         desired: i32,
         pods: Vec<String>,
     },
+    /// The API server allows no securityContext on ephemeral containers: the shell runs
+    /// without the profile's additions.
+    ProfileDropped { profile: crate::api::Profile },
     /// The current spec generation is what the target gets, stamped by `by`.
     SpecAccepted {
         by: Option<String>,
@@ -66,6 +69,8 @@ pub enum Rollout {
     OnDelete { lacking: Vec<String> },
     /// The pods are rolling (Patch), or the shell is starting (Copy, Ephemeral).
     Rolling,
+    /// The kubelet cannot start the shell in `pod` (`why`: its reason and message).
+    Stuck { pod: String, why: String },
     /// The shell ended in these pods before the session did, and cannot restart.
     Exited { pods: Vec<String> },
 }
