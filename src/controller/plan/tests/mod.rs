@@ -92,5 +92,6 @@ fn ready_reason(p: &Plan) -> &str {
         .unwrap_or("")
 }
 
+mod modes;
 mod running;
 mod start;
