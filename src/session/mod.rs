@@ -12,9 +12,11 @@
 //! - [`mode`]: the session's mode (Patch, Copy, Ephemeral), checked against the target and the
 //!   modes the operator enables.
 //! - [`profile`]: the security profiles, with `kubectl debug --profile`'s meaning.
+//! - [`choice`]: the closed sets of names (modes, profiles) on the command line and in messages.
 //! - [`copy`]: the standalone pod of the Copy mode.
 //! - [`ephemeral`]: the ephemeral container of the Ephemeral mode and its request bodies.
 
+pub mod choice;
 pub mod copy;
 pub mod ephemeral;
 pub mod mode;

@@ -1,23 +1,12 @@
 //! The mode of a session (how the shell gets in), resolved from the spec and checked against the
 //! target and the modes the operator enables.
 
+use super::choice::{self, names};
 use super::validate::Invalid;
 use crate::api::{DebugSessionSpec, Mode, TargetKind, reason};
 
 /// Every mode, in the order of the `--modes` flag's default.
 pub const ALL: [Mode; 3] = [Mode::Patch, Mode::Copy, Mode::Ephemeral];
-
-fn names(modes: &[Mode]) -> String {
-    if modes.is_empty() {
-        "none".to_string()
-    } else {
-        modes
-            .iter()
-            .map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
 
 fn invalid(reason: &'static str, message: String) -> Invalid {
     Invalid { reason, message }
@@ -90,25 +79,13 @@ pub fn resolve(spec: &DebugSessionSpec, enabled: &[Mode]) -> Result<Mode, Invali
 
 /// Parses a mode name, in any case.
 pub fn parse(name: &str) -> Option<Mode> {
-    ALL.into_iter()
-        .find(|m| m.as_str().eq_ignore_ascii_case(name.trim()))
+    choice::parse(name)
 }
 
 /// Parses a comma-separated list of modes such as `patch,copy,ephemeral` (any case, spaces and
 /// repeats allowed). An unknown name, or a list that names none, is an error.
 pub fn parse_list(csv: &str) -> Result<Vec<Mode>, String> {
-    let mut out = Vec::new();
-    for item in csv.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let m = parse(item)
-            .ok_or_else(|| format!("unknown mode {item:?} (the modes are {})", names(&ALL)))?;
-        if !out.contains(&m) {
-            out.push(m);
-        }
-    }
-    if out.is_empty() {
-        return Err(format!("no mode given (the modes are {})", names(&ALL)));
-    }
-    Ok(out)
+    choice::parse_list(csv)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 
 use k8s_openapi::api::core::v1::{Capabilities, SeccompProfile, SecurityContext};
 
+use super::choice::{self, names};
 use super::validate::Invalid;
 use crate::api::{Profile, reason};
 
@@ -78,18 +79,6 @@ pub fn security_context(profile: Profile, extra_caps: &[String]) -> SecurityCont
     }
 }
 
-fn names(profiles: &[Profile]) -> String {
-    if profiles.is_empty() {
-        "none".to_string()
-    } else {
-        profiles
-            .iter()
-            .map(|p| p.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-}
-
 /// Checks a session's profile against the operator's allowed profiles, and refuses capabilities
 /// asked for (`spec.shell.capabilities`, `None` when unset) under `restricted`, which adds none.
 pub fn check(
@@ -122,33 +111,13 @@ pub fn check(
 
 /// Parses a profile name, in any case.
 pub fn parse(name: &str) -> Option<Profile> {
-    Profile::ALL
-        .into_iter()
-        .find(|p| p.as_str().eq_ignore_ascii_case(name.trim()))
+    choice::parse(name)
 }
 
 /// Parses a comma-separated list of profiles such as `general,baseline` (any case, spaces and
 /// repeats allowed). An unknown name, or a list that names none, is an error.
 pub fn parse_list(csv: &str) -> Result<Vec<Profile>, String> {
-    let mut out = Vec::new();
-    for item in csv.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let p = parse(item).ok_or_else(|| {
-            format!(
-                "unknown profile {item:?} (the profiles are {})",
-                names(&Profile::ALL)
-            )
-        })?;
-        if !out.contains(&p) {
-            out.push(p);
-        }
-    }
-    if out.is_empty() {
-        return Err(format!(
-            "no profile given (the profiles are {})",
-            names(&Profile::ALL)
-        ));
-    }
-    Ok(out)
+    choice::parse_list(csv)
 }
 
 #[cfg(test)]
