@@ -85,6 +85,9 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Every mode, in the order of the `--modes` flag's default.
+    pub const ALL: [Mode; 3] = [Mode::Patch, Mode::Copy, Mode::Ephemeral];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Mode::Patch => "Patch",

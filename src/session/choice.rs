@@ -13,7 +13,7 @@ pub trait Choice: Copy + PartialEq + Sized + 'static {
 }
 
 impl Choice for Mode {
-    const ALL: &'static [Self] = &super::mode::ALL;
+    const ALL: &'static [Self] = &Mode::ALL;
     const WHAT: &'static str = "mode";
     fn name(self) -> &'static str {
         self.as_str()

@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use sha2::{Digest, Sha256};
 
+use super::invalid::Invalid;
 use super::syntax;
-use super::validate::Invalid;
 use crate::api::{CopyOptions, DebugSession, reason};
 
 /// The label on a copy naming its session (see [`session_label_value`]). It shares its key with
@@ -114,10 +114,6 @@ pub fn owner_reference(session: &SessionRef) -> OwnerReference {
     }
 }
 
-fn invalid(reason: &'static str, message: String) -> Invalid {
-    Invalid { reason, message }
-}
-
 /// Builds the copy of `source` with `shell` added, as `opts` asks:
 ///
 /// - named [`copy_name`] in the session's namespace, owned by the session ([`owner_reference`]);
@@ -173,7 +169,7 @@ pub fn build(
         }
     }
     if container_names(&spec).contains(&shell.name.as_str()) {
-        return Err(invalid(
+        return Err(Invalid::new(
             reason::CONTAINER_NAME_CLASH,
             format!(
                 "the copied pod already has a container or initContainer named {:?}: set spec.shell.containerName to another name",
@@ -202,12 +198,12 @@ pub fn build(
 /// The node of a live source pod, for `sameNode`.
 fn same_node(source: &CopySource, spec: &PodSpec) -> Result<String, Invalid> {
     match source {
-        CopySource::Template(_) => Err(invalid(
+        CopySource::Template(_) => Err(Invalid::new(
             reason::INVALID_OPTIONS,
             "spec.copy.sameNode needs spec.target.pod (or a Pod target): a pod template runs on no node".to_string(),
         )),
         CopySource::Pod(p) => spec.node_name.clone().filter(|n| !n.is_empty()).ok_or_else(|| {
-            invalid(
+            Invalid::new(
                 reason::INVALID_OPTIONS,
                 format!(
                     "spec.copy.sameNode needs a pod on a node, and pod {} is not scheduled yet",
@@ -226,7 +222,7 @@ fn set_images(spec: &mut PodSpec, opts: &CopyOptions) -> Result<(), Invalid> {
     let names = container_names(spec);
     for (name, image) in images {
         if name != "*" && !names.contains(&name.as_str()) {
-            return Err(invalid(
+            return Err(Invalid::new(
                 reason::INVALID_OPTIONS,
                 format!(
                     "spec.copy.setImage names container {name:?}, which the source does not have (it has: {})",
@@ -235,7 +231,7 @@ fn set_images(spec: &mut PodSpec, opts: &CopyOptions) -> Result<(), Invalid> {
             ));
         }
         if let Some(why) = syntax::image_reference_error(image) {
-            return Err(invalid(
+            return Err(Invalid::new(
                 reason::INVALID_IMAGE,
                 format!("spec.copy.setImage.{name} {image:?} is not an image reference: {why}"),
             ));

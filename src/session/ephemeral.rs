@@ -12,7 +12,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod};
 use serde_json::{Value, json};
 
-use super::validate::Invalid;
+use super::invalid::Invalid;
 use crate::api::reason;
 
 /// The command of a shell bounded by `lifetime`: `timeout -s KILL <seconds>` followed by the

@@ -9,6 +9,7 @@
 //! - [`policy`]: the operator's policy (images, namespaces, capabilities).
 //! - [`podsecurity`]: the namespace's Pod Security level against the shell.
 //! - [`stamp`]: the requester stamp that binds who asked to the spec they asked for.
+//! - [`invalid`]: a refusal (reason and message), shared by every check.
 //! - [`mode`]: the session's mode (Patch, Copy, Ephemeral), checked against the target and the
 //!   modes the operator enables.
 //! - [`profile`]: the security profiles, with `kubectl debug --profile`'s meaning.
@@ -19,6 +20,7 @@
 pub mod choice;
 pub mod copy;
 pub mod ephemeral;
+pub mod invalid;
 pub mod mode;
 pub mod podsecurity;
 pub mod policy;

@@ -2,15 +2,11 @@
 //! target and the modes the operator enables.
 
 use super::choice::{self, names};
-use super::validate::Invalid;
+use super::invalid::Invalid;
 use crate::api::{DebugSessionSpec, Mode, TargetKind, reason};
 
 /// Every mode, in the order of the `--modes` flag's default.
-pub const ALL: [Mode; 3] = [Mode::Patch, Mode::Copy, Mode::Ephemeral];
-
-fn invalid(reason: &'static str, message: String) -> Invalid {
-    Invalid { reason, message }
-}
+pub const ALL: [Mode; 3] = Mode::ALL;
 
 /// The session's mode: `spec.mode`, or the target kind's default (`Patch` for Deployments,
 /// StatefulSets and DaemonSets, `Ephemeral` for Pods).
@@ -25,7 +21,7 @@ pub fn resolve(spec: &DebugSessionSpec, enabled: &[Mode]) -> Result<Mode, Invali
     let target = &spec.target;
     let mode = spec.mode.unwrap_or(target.kind.default_mode());
     if mode == Mode::Patch && target.kind == TargetKind::Pod {
-        return Err(invalid(
+        return Err(Invalid::new(
             reason::MODE_NOT_SUPPORTED,
             format!(
                 "mode Patch cannot act on Pod {}: a Pod's containers cannot change: use mode Copy or Ephemeral",
@@ -39,7 +35,7 @@ pub fn resolve(spec: &DebugSessionSpec, enabled: &[Mode]) -> Result<Mode, Invali
         } else {
             format!("mode {mode} (the default for a {})", target.kind)
         };
-        return Err(invalid(
+        return Err(Invalid::new(
             reason::MODE_DISABLED,
             format!(
                 "{how} is disabled: the operator enables the modes {}; set spec.mode to one of them",
@@ -48,7 +44,7 @@ pub fn resolve(spec: &DebugSessionSpec, enabled: &[Mode]) -> Result<Mode, Invali
         ));
     }
     if spec.copy.is_some() && mode != Mode::Copy {
-        return Err(invalid(
+        return Err(Invalid::new(
             reason::INVALID_OPTIONS,
             format!(
                 "spec.copy applies to mode Copy only, and the mode is {mode}: remove spec.copy or set spec.mode to Copy"
@@ -57,7 +53,7 @@ pub fn resolve(spec: &DebugSessionSpec, enabled: &[Mode]) -> Result<Mode, Invali
     }
     if let Some(pod) = target.pod.as_deref() {
         if mode == Mode::Patch {
-            return Err(invalid(
+            return Err(Invalid::new(
                 reason::INVALID_OPTIONS,
                 format!(
                     "spec.target.pod {pod:?} does not apply to mode Patch, which changes the pod template of every pod: remove it or use mode Copy or Ephemeral"
@@ -65,7 +61,7 @@ pub fn resolve(spec: &DebugSessionSpec, enabled: &[Mode]) -> Result<Mode, Invali
             ));
         }
         if target.kind == TargetKind::Pod {
-            return Err(invalid(
+            return Err(Invalid::new(
                 reason::INVALID_OPTIONS,
                 format!(
                     "spec.target.pod {pod:?} is for the pods of a workload: a Pod target names its pod in spec.target.name ({:?})",

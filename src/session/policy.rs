@@ -5,10 +5,11 @@
 //! `allowedProfiles` names it); hostPID, hostNetwork and hostPath are not expressible in a
 //! DebugSession at all.
 
+use super::invalid::Invalid;
 use super::settings::{
     self, DEFAULT_ALLOWED_CAPABILITIES, DEFAULT_ALLOWED_IMAGES, DEFAULT_DENIED_NAMESPACES,
 };
-use super::validate::{Asked, Invalid};
+use super::validate::Asked;
 use crate::api::{DebugSessionSpec, Profile, reason};
 
 /// What sessions may ask for. Lists of images and namespaces are globs where `*` matches any

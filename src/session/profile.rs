@@ -15,7 +15,7 @@
 use k8s_openapi::api::core::v1::{Capabilities, SeccompProfile, SecurityContext};
 
 use super::choice::{self, names};
-use super::validate::Invalid;
+use super::invalid::Invalid;
 use crate::api::{Profile, reason};
 
 /// The profiles an operator allows unless configured: those that add at most `SYS_PTRACE`.

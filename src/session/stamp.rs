@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+use super::invalid::Invalid;
 use crate::api::{DebugSessionSpec, reason};
-use crate::session::validate::Invalid;
 
 /// Username of the requester.
 pub const REQUESTER: &str = "debugsession.dev/requester";

@@ -11,21 +11,7 @@ use crate::session::settings::{DEFAULT_CONTAINER_NAME, MIN_TTL, Settings};
 use crate::session::ttl;
 use crate::workload::Workload;
 
-/// A refusal: a stable condition reason and a sentence for a person.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invalid {
-    pub reason: &'static str,
-    pub message: String,
-}
-
-impl Invalid {
-    fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Invalid {
-            reason,
-            message: message.into(),
-        }
-    }
-}
+pub use super::invalid::Invalid;
 
 /// What a session asks for, resolved once with the operator's defaults: the mode, the TTL, the
 /// profile and the shell container it adds.
