@@ -121,10 +121,39 @@ pub fn ephemeral_write(pod: Option<&str>) -> [Permission; 2] {
     [p("patch"), p("update")]
 }
 
+/// What `mode` does on `target`, as needs: each inner list is one need, granted by any of its
+/// permissions (the shell access of every mode is checked apart).
+pub fn needs(target: &Target, mode: Mode) -> Vec<Vec<Permission>> {
+    match mode {
+        Mode::Patch => vec![vec![workload_patch(target)]],
+        Mode::Copy => {
+            let mut needs = vec![vec![target_get(target)], vec![pod_create()]];
+            // A copy of a named pod shows that pod's spec.
+            if let Some(pod) = target.pod.as_deref() {
+                needs.push(vec![Permission {
+                    verb: "get",
+                    group: "",
+                    resource: "pods",
+                    subresource: None,
+                    name: Some(pod.to_string()),
+                }]);
+            }
+            needs
+        }
+        Mode::Ephemeral => {
+            let pod = match target.kind {
+                crate::api::TargetKind::Pod => Some(target.name.as_str()),
+                _ => target.pod.as_deref(),
+            };
+            vec![vec![target_get(target)], ephemeral_write(pod).to_vec()]
+        }
+    }
+}
+
 /// Whether the requester may do by hand what the session's mode does for them: `create
 /// pods/exec` or `pods/attach` in `namespace`, and
 /// - Patch: `patch` the target workload;
-/// - Copy: `get` the target and `create pods`;
+/// - Copy: `get` the target (and the pod `target.pod` names) and `create pods`;
 /// - Ephemeral: `get` the target and `patch` or `update` `pods/ephemeralcontainers` (of the
 ///   named pod, else of any pod).
 ///
@@ -142,19 +171,8 @@ pub async fn decide(
     {
         return Ok(Err(missing_shell_access(r, namespace)));
     }
-    let needs: Vec<Vec<Permission>> = match mode {
-        Mode::Patch => vec![vec![workload_patch(target)]],
-        Mode::Copy => vec![vec![target_get(target)], vec![pod_create()]],
-        Mode::Ephemeral => {
-            let pod = match target.kind {
-                crate::api::TargetKind::Pod => Some(target.name.as_str()),
-                _ => target.pod.as_deref(),
-            };
-            vec![vec![target_get(target)], ephemeral_write(pod).to_vec()]
-        }
-    };
     // Each group is one need: any permission of the group grants it.
-    for any_of in needs {
+    for any_of in needs(target, mode) {
         let mut granted = false;
         for p in &any_of {
             if allowed(client, r, namespace, p).await? {
@@ -271,6 +289,70 @@ mod tests {
         assert!(
             missing_patch(&r, "team", &target)
                 .contains(r#"may not patch statefulsets.apps "db" in namespace "team""#)
+        );
+    }
+
+    #[test]
+    fn each_mode_needs_what_kubectl_debug_needs() {
+        let flat = |target: &Target, mode| -> Vec<Vec<String>> {
+            needs(target, mode)
+                .iter()
+                .map(|any| {
+                    any.iter()
+                        .map(|p| {
+                            format!(
+                                "{} {}/{}{} {}",
+                                p.verb,
+                                p.group,
+                                p.resource,
+                                p.subresource.map(|s| format!("/{s}")).unwrap_or_default(),
+                                p.name.clone().unwrap_or_default()
+                            )
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        let mut web = Target {
+            kind: TargetKind::Deployment,
+            name: "web".into(),
+            container: None,
+            pod: None,
+        };
+        assert_eq!(flat(&web, Mode::Patch), [["patch apps/deployments web"]]);
+        assert_eq!(
+            flat(&web, Mode::Copy),
+            [vec!["get apps/deployments web"], vec!["create /pods "]]
+        );
+        assert_eq!(
+            flat(&web, Mode::Ephemeral),
+            [
+                vec!["get apps/deployments web"],
+                vec![
+                    "patch /pods/ephemeralcontainers ",
+                    "update /pods/ephemeralcontainers "
+                ]
+            ]
+        );
+        web.pod = Some("web-1".into());
+        assert_eq!(flat(&web, Mode::Copy)[2], ["get /pods web-1"]);
+        assert_eq!(
+            flat(&web, Mode::Ephemeral)[1],
+            [
+                "patch /pods/ephemeralcontainers web-1",
+                "update /pods/ephemeralcontainers web-1"
+            ]
+        );
+        let pod = Target {
+            kind: TargetKind::Pod,
+            name: "p".into(),
+            container: None,
+            pod: None,
+        };
+        assert_eq!(flat(&pod, Mode::Ephemeral)[0], ["get /pods p"]);
+        assert_eq!(
+            flat(&pod, Mode::Ephemeral)[1][0],
+            "patch /pods/ephemeralcontainers p"
         );
     }
 }
