@@ -1,13 +1,14 @@
-//! The cluster the suites run against: its environment (kubeconfig, images), the CRD, readiness.
+//! The cluster the suites run against: its environment (kubeconfig, images), its version, the
+//! kubectl built for it, the CRD, readiness.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::{R, k, root, run, wait_for};
+use crate::{R, Value, k, root, run, wait_for};
 
 /// Environment of the local cluster: kubeconfig and the images imported into the node.
 #[derive(Debug, Clone)]
@@ -115,4 +116,40 @@ pub fn wait_cluster_up(timeout: Duration) -> R<()> {
     wait_for("the apiserver", timeout, || {
         k(&["get", "--raw", "/readyz"]).map(|_| ())
     })
+}
+
+static NODE_KUBECTL: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// The kubectl of the local cluster's own version (v1.20.2), built into the cluster's cache
+/// (`$NODE_CACHE/bin/kubectl` of e2e/cluster/lib.sh); None when it is not there (another
+/// cluster, E2E_EXTERNAL_CLUSTER=1).
+pub fn node_kubectl() -> Option<PathBuf> {
+    NODE_KUBECTL
+        .get_or_init(|| {
+            let lib = root().join("e2e/cluster/lib.sh");
+            let out = Command::new("bash")
+                .args([
+                    "-c",
+                    r#". "$1" >/dev/null && printf %s "$NODE_CACHE/bin/kubectl""#,
+                    "node-kubectl",
+                ])
+                .arg(&lib)
+                .output()
+                .ok()
+                .filter(|o| o.status.success())?;
+            let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).into_owned());
+            path.is_file().then_some(path)
+        })
+        .clone()
+}
+
+/// The API server's minor version (the leading digits of `/version`'s `minor`: `20+` is 20).
+pub fn server_minor() -> R<u32> {
+    let text = k(&["get", "--raw", "/version"])?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| format!("/version: {e}: {text}"))?;
+    let minor = v["minor"].as_str().unwrap_or("");
+    let digits: String = minor.chars().take_while(char::is_ascii_digit).collect();
+    digits
+        .parse()
+        .map_err(|_| format!("/version has no minor version: {text}"))
 }

@@ -2,7 +2,6 @@
 //! shell, `kubectl get`/`describe` tell about it, the shell sees and signals the app and reads its
 //! files, `kubectl attach -it` works; deleting the session brings the Deployment back.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use debugsession_e2e::*;
@@ -10,6 +9,7 @@ use debugsession_e2e::*;
 use crate::Suite;
 use crate::ns::{Ns, pod_name};
 use crate::pods::{nginx, wait_pods_with_shell, wait_pods_without_shell};
+use crate::shell::{Pids, Shell};
 
 const SESSION: &str = "nginx-debug";
 
@@ -23,9 +23,7 @@ pub fn happy_path(ns: &Ns, _: &Suite) -> R<()> {
     kubectl_get_columns(ns, &v)?;
     events_and_describe(ns)?;
     let pod = &pods[0];
-    let (master, workers) = shell_sees_the_app(ns, pod)?;
-    signal_reaches_the_app(ns, pod, &master, &workers)?;
-    shell_reads_the_app_files(ns, pod, &master)?;
+    Shell::new(ns, pod, SHELL).reaches_the_app(Pids::Pod)?;
     attach_and_detach(ns, pod)?;
     ns.delete_session(SESSION)?;
     ns.assert_reverted("deployment", "nginx", &original)?;
@@ -126,7 +124,7 @@ fn pods_rolled(ns: &Ns, old: &[String]) -> R<(Value, Vec<String>)> {
 fn kubectl_get_columns(ns: &Ns, v: &Value) -> R<()> {
     let table = ns.k(&["get", "debugsessions"])?;
     let header = table.lines().next().unwrap_or("");
-    for col in ["NAME", "TARGET", "PHASE", "EXPIRES", "READY", "AGE"] {
+    for col in ["NAME", "TARGET", "MODE", "PHASE", "EXPIRES", "READY", "AGE"] {
         ensure(header.contains(col), || {
             format!("kubectl get header lacks {col}: {table}")
         })?;
@@ -135,7 +133,8 @@ fn kubectl_get_columns(ns: &Ns, v: &Value) -> R<()> {
     let cols: Vec<&str> = row.split_whitespace().collect();
     ensure(
         cols.get(1) == Some(&"Deployment/nginx")
-            && cols.get(2) == Some(&"Active")
+            && cols.get(2) == Some(&"Patch")
+            && cols.get(3) == Some(&"Active")
             && cols.contains(&"2/2"),
         || format!("kubectl get row wrong: {table}"),
     )?;
@@ -157,89 +156,6 @@ fn events_and_describe(ns: &Ns) -> R<()> {
     ensure(
         describe.contains("Applied") && describe.contains("Active"),
         || format!("describe lacks Applied/Active events: {describe}"),
-    )
-}
-
-/// `(pid, rest of the line)` of `ps ax` lines (busybox's columns vary; the command is at the end).
-fn ps(ns: &Ns, pod: &str) -> R<Vec<(String, String)>> {
-    let out = ns.k(&["exec", pod, "-c", SHELL, "--", "ps", "ax"])?;
-    Ok(out
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let l = l.trim_start();
-            let (pid, rest) = l.split_once(char::is_whitespace)?;
-            Some((pid.to_string(), rest.trim().to_string()))
-        })
-        .collect())
-}
-
-/// The PIDs of nginx's worker processes.
-fn workers(procs: &[(String, String)]) -> BTreeSet<String> {
-    procs
-        .iter()
-        .filter(|p| p.1.contains("nginx: worker process"))
-        .map(|p| p.0.clone())
-        .collect()
-}
-
-/// `ps ax` in the shell lists the pod's processes (pause, nginx's master and workers); returns the
-/// master's PID and the workers'.
-fn shell_sees_the_app(ns: &Ns, pod: &str) -> R<(String, BTreeSet<String>)> {
-    let procs = ps(ns, pod)?;
-    ensure(procs.iter().any(|p| p.1.contains("/pause")), || {
-        format!("ps ax lacks /pause: {procs:?}")
-    })?;
-    let master = procs
-        .iter()
-        .find(|p| p.1.contains("nginx: master process"))
-        .ok_or_else(|| format!("ps ax lacks nginx: master process: {procs:?}"))?
-        .0
-        .clone();
-    let before = workers(&procs);
-    ensure(!before.is_empty(), || {
-        format!("no nginx workers: {procs:?}")
-    })?;
-    Ok((master, before))
-}
-
-/// `kill -HUP` of nginx's master from the shell: new workers replace the old ones.
-fn signal_reaches_the_app(ns: &Ns, pod: &str, master: &str, before: &BTreeSet<String>) -> R<()> {
-    ns.k(&["exec", pod, "-c", SHELL, "--", "kill", "-HUP", master])?;
-    wait_for(
-        "new nginx worker PIDs after kill -HUP of the master",
-        TIMEOUT,
-        || {
-            let now = workers(&ps(ns, pod)?);
-            if !now.is_empty() && now.is_disjoint(before) {
-                Ok(())
-            } else {
-                Err(format!("workers before {before:?}, now {now:?}"))
-            }
-        },
-    )
-}
-
-/// The shell reads nginx's config through `/proc/<master>/root`.
-fn shell_reads_the_app_files(ns: &Ns, pod: &str, master: &str) -> R<()> {
-    let conf = ns.k(&[
-        "exec",
-        pod,
-        "-c",
-        SHELL,
-        "--",
-        "head",
-        "-n",
-        "40",
-        &format!("/proc/{master}/root/etc/nginx/nginx.conf"),
-    ])?;
-    ensure(
-        conf.contains("worker_processes") && conf.contains("events"),
-        || {
-            format!(
-                "/proc/{master}/root/etc/nginx/nginx.conf does not look like nginx's config: {conf}"
-            )
-        },
     )
 }
 

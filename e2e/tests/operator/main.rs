@@ -14,15 +14,30 @@
 //! - [`ownership`]: the workload stays its owner's (the user's edits, the owner's fields, drift);
 //! - [`targets`]: StatefulSets (rolling and OnDelete), DaemonSets, a target that may not change;
 //! - [`input`]: Pod Security, bad input, `kubectl explain`;
+//! - [`modes`]: the Copy and Ephemeral modes (a copy of the pod; an ephemeral shell in every pod,
+//!   in the pod `target.pod` names, in a bare Pod): the shell reaches the app, the workload and
+//!   its pods stay as they were, the session ends at its TTL;
+//! - [`profiles`]: the shell's securityContext under each allowed profile, and Pod Security;
+//! - [`modes_input`]: what the modes refuse, nothing created;
+//! - [`kubectl_debug`]: the Copy and Ephemeral modes beside `kubectl debug` on the same pod
+//!   (FIGURE lines: how long each takes to a usable shell);
 //! - [`resilience`]: the operator down across an expiry, a leader failover.
+//!
+//! [`shell`] holds what a shell does in its pod (see, signal and read the app), [`pods`] the
+//! workload, its pods and the check that a session left them alone.
 
 mod happy_path;
 mod input;
+mod kubectl_debug;
 mod lifecycle;
+mod modes;
+mod modes_input;
 mod ns;
 mod ownership;
 mod pods;
+mod profiles;
 mod resilience;
+mod shell;
 mod targets;
 
 use std::path::PathBuf;
@@ -45,8 +60,12 @@ pub struct Suite {
 type Body = fn(&Ns, &Suite) -> R<()>;
 
 /// Scenarios that run side by side.
-const PARALLEL: [(&str, Body); 14] = [
+const PARALLEL: [(&str, Body); 22] = [
     ("happy-path", happy_path::happy_path),
+    ("mode-copy", modes::copy),
+    ("mode-ephemeral", modes::ephemeral),
+    ("mode-ephemeral-target-pod", modes::ephemeral_target_pod),
+    ("mode-ephemeral-pod-target", modes::ephemeral_pod),
     ("expiry", lifecycle::expiry),
     ("delete-reverts", lifecycle::delete_reverts),
     ("user-edit-survives", ownership::user_edit_survives),
@@ -60,6 +79,10 @@ const PARALLEL: [(&str, Body); 14] = [
     ("drift", ownership::drift),
     ("target-locked", targets::target_locked),
     ("explain", input::explain),
+    ("mode-profiles", profiles::profiles),
+    ("mode-profile-psa", profiles::profile_pod_security),
+    ("mode-refused-input", modes_input::mode_bad_input),
+    ("mode-vs-kubectl-debug", kubectl_debug::versus_kubectl_debug),
 ];
 
 /// Scenarios that stop or replace the suite's operator: alone, after the others.

@@ -1,6 +1,8 @@
 //! A scenario's namespace and the helpers that work in it: workloads, sessions, waits, and the
 //! checks that a workload carries a session's shell or is back as it was.
 
+use std::time::Duration;
+
 use debugsession_e2e::*;
 
 pub const SAMPLE: &str = "config/samples/debugsession_v1alpha1_debugsession.yaml";
@@ -77,6 +79,79 @@ impl Ns {
                 ("name: nginx-debug", &format!("name: {name}")),
                 ("ttl: 15m", &format!("ttl: {ttl}")),
             ],
+        )
+    }
+
+    /// `kubectl apply` of DebugSession `name` with `spec` (JSON), whatever comes of it.
+    pub fn apply_session(&self, name: &str, spec: Value) -> Out {
+        self.say(&format!("apply session {name}: {spec}"));
+        let obj = json!({
+            "apiVersion": "debugsession.dev/v1alpha1",
+            "kind": "DebugSession",
+            "metadata": {"name": name},
+            "spec": spec,
+        });
+        self.apply_text(&obj.to_string())
+    }
+
+    /// Applies DebugSession `name` with `spec` (JSON); the apply must succeed.
+    pub fn session_spec(&self, name: &str, spec: Value) -> R<()> {
+        let out = self.apply_session(name, spec);
+        ensure(out.ok, || {
+            format!(
+                "kubectl apply of DebugSession {name} failed: {}",
+                out.both()
+            )
+        })
+    }
+
+    /// A session that must not start. Either `kubectl apply` refuses it (the admission webhook,
+    /// when it runs, makes the checks that need no cluster state) with a message holding every
+    /// one of `words`; or the controller fails it with Ready reason `reason`, such a message, no
+    /// start time, and a Warning event of that reason.
+    pub fn expect_refused(&self, name: &str, spec: Value, reason: &str, words: &[&str]) -> R<()> {
+        let out = self.apply_session(name, spec);
+        let names = |m: &str| words.iter().all(|w| m.contains(w));
+        if !out.ok {
+            let m = out.stderr.trim();
+            return ensure(names(m), || {
+                format!("kubectl apply refused {name} without naming {words:?}: {m}")
+            });
+        }
+        let v = self.wait_failed(name, reason, TIMEOUT)?;
+        let m = s(&v, "/status/message");
+        ensure(names(m), || {
+            format!("status.message of {name} does not name {words:?}: {m:?}")
+        })?;
+        ensure(v.pointer("/status/startedAt").is_none(), || {
+            format!("{name} has a startedAt: {}", summary(&v))
+        })?;
+        let ev = self.wait_event(name, reason, TIMEOUT)?;
+        ensure(ev.0 == "Warning", || {
+            format!("{reason} event of {name} is {}: {}", ev.0, ev.2)
+        })
+    }
+
+    /// Waits until session `name` (whose status `v` has an expiresAt) is Expired: at most
+    /// [`TIMEOUT`] after its expiresAt.
+    pub fn wait_expired(&self, name: &str, v: &Value) -> R<Value> {
+        let expires = parse_time(s(v, "/status/expiresAt"))?;
+        let left = Duration::from_secs_f64((expires - now_epoch()).max(0.0));
+        self.wait_phase(name, "Expired", left + TIMEOUT)
+    }
+
+    /// Waits until pod `name` is gone (deleted, not merely terminating).
+    pub fn wait_pod_gone(&self, name: &str) -> R<()> {
+        wait_for(
+            &format!("pod {name} to be gone"),
+            TIMEOUT,
+            || match get_opt(&self.name, "pod", name)? {
+                None => Ok(()),
+                Some(p) => Err(format!(
+                    "still there (deletionTimestamp {})",
+                    p["metadata"]["deletionTimestamp"]
+                )),
+            },
         )
     }
 
