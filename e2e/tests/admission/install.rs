@@ -25,6 +25,8 @@ pub fn install(run: &mut Run) -> R<()> {
     step("namespaces, workloads, users and a Secret");
     namespaces_workloads_users(run)?;
     snapshots(run)?;
+    step("the workloads and users of the mode rows");
+    crate::modes::install(run)?;
     step("operator with its webhook, and the webhook configurations");
     start_operator_and_webhooks(run)?;
     step(&format!("operator username: {}", run.operator_user));
@@ -74,7 +76,7 @@ fn certificates_and_key(run: &mut Run) -> R<()> {
 
 /// The nginx fixture with one replica, under `name` and app label `name` (its container stays
 /// `nginx`).
-fn deployment_named(name: &str) -> R<String> {
+pub fn deployment_named(name: &str) -> R<String> {
     let app = format!("app: {name}");
     let meta = format!("metadata:\n  name: {name}\n");
     render_fixture(

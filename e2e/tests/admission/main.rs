@@ -20,6 +20,11 @@
 //! - [`install`]: certificates, namespaces, workloads, users (the setup), and the cleanup;
 //! - [`webhook`]: the operator with its webhook, and the webhook configurations;
 //! - [`create`]: sessions created by the wrong people or against the policy;
+//! - [`modes`]: the workloads, users and checks of the rows about modes and profiles:
+//!   [`mode_rows`], sessions in each mode and profile that the webhook refuses;
+//!   [`mode_controller`], those the controller refuses (including rights revoked after the
+//!   stamp, and an operator running `--modes Patch`); [`mode_allowed`], the allowed path of
+//!   each mode;
 //! - [`victims`]: the `full` user's running and pending sessions, which the next rows attack;
 //! - [`updates`]: an `editor` (sessions role only, like debugsession-edit) or a user without
 //!   exec or patch rights changing a session of `full`;
@@ -33,6 +38,10 @@ mod allowed;
 mod create;
 mod finalizer;
 mod install;
+mod mode_allowed;
+mod mode_controller;
+mod mode_rows;
+mod modes;
 mod rows;
 mod sessions;
 mod stamps;
@@ -139,6 +148,12 @@ fn main() -> ExitCode {
 /// The scenarios, in the order their state needs.
 fn scenarios(runner: &Runner, run: &mut Run) {
     runner.run("create", || rows::attempt(run, create::rows()));
+    runner.run("modes", || rows::attempt(run, mode_rows::rows()));
+    runner.run("modes-controller", || {
+        let rows = mode_controller::rows()?;
+        rows::attempt(run, rows)
+    });
+    runner.run("modes-disabled", || mode_controller::disabled(run));
     if runner.run("victims", || victims::start(run)).is_some() {
         runner.run("updates", || rows::attempt(run, updates::rows()));
         runner.run("finalizer", || rows::attempt(run, finalizer::rows()));
@@ -159,4 +174,5 @@ fn scenarios(runner: &Runner, run: &mut Run) {
     runner.run("stamp-required", || rows::attempt(run, stamps::late_rows()));
     runner.run("workloads-untouched", || victims::workloads_untouched(run));
     runner.run("allowed-path", || allowed::allowed_path(run));
+    runner.run("modes-allowed", || mode_allowed::allowed_modes(run));
 }

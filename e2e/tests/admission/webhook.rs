@@ -78,6 +78,12 @@ fn dry_run_requester(run: &Run, user: Option<&str>) -> R<Option<String>> {
 fn register_webhooks(run: &Run) -> R<()> {
     k_in(&webhooks_yaml(run), &["apply", "-f", "-"])?;
     // Effective once a server-side dry run comes back stamped.
+    wait_stamping(run)
+}
+
+/// Waits until a server-side dry run of a session comes back stamped: the webhooks are
+/// registered and the operator's webhook listener answers.
+pub fn wait_stamping(run: &Run) -> R<()> {
     let full = run.user("full");
     wait_for("the webhook to stamp sessions", TIMEOUT, || {
         let who = dry_run_requester(run, Some(&full))?;
@@ -132,9 +138,12 @@ pub enum Mode {
     Normal,
     /// No stamp key, no webhook and no --insecure-allow-unstamped: must start no session.
     NoStampKey,
+    /// Like `Normal`, with only the Patch mode enabled (`--modes Patch`).
+    PatchOnly,
 }
 
-/// The suite's policy flags, and in `Normal` mode the webhook listener and the stamp key.
+/// The suite's policy flags, and (but in `NoStampKey` mode) the webhook listener and the stamp
+/// key; `--modes Patch` in `PatchOnly` mode.
 fn operator_flags(run: &Run, mode: Mode) -> Vec<String> {
     let mut args: Vec<String> = [
         "--max-ttl",
@@ -150,7 +159,10 @@ fn operator_flags(run: &Run, mode: Mode) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec();
-    if mode == Mode::Normal {
+    if mode == Mode::PatchOnly {
+        args.extend(["--modes".to_string(), "Patch".to_string()]);
+    }
+    if mode != Mode::NoStampKey {
         args.extend([
             "--webhook-addr".to_string(),
             format!("127.0.0.1:{}", run.port),
