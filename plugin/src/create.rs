@@ -1,0 +1,207 @@
+//! `kubectl debugsession TYPE/NAME`: creates the session, shows its progress until the shell is
+//! ready, then attaches (or, with `--no-attach`, prints the attach command).
+
+use std::time::{Duration, Instant};
+
+use debugsession_operator::api::{
+    DebugSession, DebugSessionSpec, Mode, Phase, Profile, Shell, Target,
+};
+use debugsession_operator::session::ttl;
+use kube::Api;
+use kube::api::PostParams;
+
+use crate::cli::{CreateArgs, ModeArg, Output, ProfileArg};
+use crate::client::Kube;
+use crate::explain::{self, Doing};
+use crate::progress::{self, Progress};
+use crate::{attach, print, session, target};
+
+/// How long a new session may go without any status before the operator is called missing.
+pub const OPERATOR_GRACE: Duration = Duration::from_secs(10);
+
+/// The session name generated from the target's: `<name>-debug-` + five random characters,
+/// short enough for a label value (63) and for the operator's field manager
+/// (`debugsession/<namespace>/<name>` within 128 characters).
+pub fn generate_name(target: &str, namespace: &str) -> String {
+    let budget = 63usize
+        .min(114usize.saturating_sub(namespace.len()))
+        .saturating_sub(5 + 7);
+    let base: String = target.chars().take(budget.max(1)).collect();
+    format!("{}-debug-", base.trim_end_matches(['-', '.']))
+}
+
+pub fn spec(args: &CreateArgs) -> Result<DebugSessionSpec, String> {
+    let raw = args
+        .target
+        .as_deref()
+        .ok_or("name a target: kubectl debugsession deploy/NAME (see --help)")?;
+    let (kind, name) = target::parse(raw)?;
+    if let Some(t) = &args.ttl {
+        ttl::parse(t).map_err(|e| format!("--ttl: {e}"))?;
+    }
+    let shell = args.image.as_ref().map(|image| Shell {
+        image: Some(image.clone()),
+        ..Default::default()
+    });
+    Ok(DebugSessionSpec {
+        target: Target {
+            kind,
+            name,
+            container: args.container.clone(),
+            pod: args.pod.clone(),
+        },
+        ttl: args.ttl.clone(),
+        shell,
+        mode: args.mode.map(|m| match m {
+            ModeArg::Patch => Mode::Patch,
+            ModeArg::Copy => Mode::Copy,
+            ModeArg::Ephemeral => Mode::Ephemeral,
+        }),
+        profile: args.profile.map(|p| match p {
+            ProfileArg::General => Profile::General,
+            ProfileArg::Baseline => Profile::Baseline,
+            ProfileArg::Restricted => Profile::Restricted,
+            ProfileArg::Netadmin => Profile::Netadmin,
+            ProfileArg::Sysadmin => Profile::Sysadmin,
+        }),
+        copy: None,
+    })
+}
+
+pub async fn run(k: &Kube, args: &CreateArgs, output: Option<Output>) -> Result<(), String> {
+    let spec = spec(args)?;
+    let timeout = ttl::parse(&args.timeout).map_err(|e| format!("--timeout: {e}"))?;
+    let mut obj = DebugSession::new("", spec.clone());
+    obj.metadata.name = args.name.clone();
+    if args.name.is_none() {
+        obj.metadata.generate_name = Some(generate_name(&spec.target.name, &k.namespace));
+    }
+    obj.metadata.namespace = Some(k.namespace.clone());
+    let api: Api<DebugSession> = Api::namespaced(k.client.clone(), &k.namespace);
+    let created = api
+        .create(&PostParams::default(), &obj)
+        .await
+        .map_err(|e| explain::api(&e, Doing::Create))?;
+    let name = created.metadata.name.clone().unwrap_or_default();
+    if output != Some(Output::Name) {
+        println!("debugsession.debugsession.dev/{name} created");
+    }
+    let ready = wait_ready(&api, &name, &k.namespace, timeout).await?;
+    if args.no_attach {
+        match output {
+            Some(Output::Json | Output::Yaml) => print::object(&ready, output)?,
+            Some(Output::Name) => println!("debugsession.debugsession.dev/{name}"),
+            _ => {
+                println!(
+                    "debugsession.debugsession.dev/{name} ready: {}",
+                    progress::pods_line(&ready)
+                );
+                println!("kubectl debugsession attach {name} -n {}", k.namespace);
+            }
+        }
+        return Ok(());
+    }
+    attach::run(k, &ready, args.pod.as_deref(), args.end_on_exit, true).await
+}
+
+/// Polls the session until its shell is ready (phase Active), showing progress; fails with the
+/// explanation when it fails, expires, vanishes, gets no status from an operator, or `timeout`
+/// passes.
+pub async fn wait_ready(
+    api: &Api<DebugSession>,
+    name: &str,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<DebugSession, String> {
+    let start = Instant::now();
+    let mut progress = Progress::new(format!("debugsession/{name}: "));
+    let mut said_waiting = false;
+    loop {
+        let Some(s) = session::get_opt(api, name, namespace).await? else {
+            progress.done();
+            return Err(format!(
+                "debugsession/{name} was deleted while it was starting"
+            ));
+        };
+        if let Some(why) = explain::stopped(&s) {
+            progress.done();
+            return Err(why);
+        }
+        let phase = s.status.as_ref().and_then(|st| st.phase);
+        if phase.is_none() && start.elapsed() > OPERATOR_GRACE {
+            progress.done();
+            return Err(explain::no_operator(
+                name,
+                namespace,
+                OPERATOR_GRACE.as_secs(),
+            ));
+        }
+        if let Some(w) = explain::waiting(&s)
+            && !said_waiting
+        {
+            progress.say(&w);
+            said_waiting = true;
+        }
+        progress.show(&progress::coming_up(&s));
+        let ready_pod = s
+            .status
+            .as_ref()
+            .is_some_and(|st| st.pods.iter().any(|p| p.ready));
+        if phase == Some(Phase::Active) && ready_pod {
+            progress.done();
+            return Ok(s);
+        }
+        if start.elapsed() > timeout {
+            progress.done();
+            let why = explain::waiting(&s).unwrap_or_else(|| progress::coming_up(&s));
+            return Err(format!(
+                "debugsession/{name} is not ready after {}: {why}",
+                ttl::format(timeout)
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use debugsession_operator::api::TargetKind;
+
+    #[test]
+    fn generated_names_fit() {
+        assert_eq!(generate_name("nginx", "default"), "nginx-debug-");
+        let long = "a".repeat(200);
+        let g = generate_name(&long, "default");
+        assert_eq!(g.len() + 5, 63);
+        let g = generate_name(&long, &"n".repeat(80));
+        assert!(80 + 1 + "debugsession/".len() + g.len() + 5 <= 128, "{g}");
+    }
+
+    #[test]
+    fn flags_make_the_spec() {
+        let args = CreateArgs {
+            target: Some("sts/db".into()),
+            ttl: Some("15m".into()),
+            mode: Some(ModeArg::Copy),
+            profile: Some(ProfileArg::Baseline),
+            container: Some("app".into()),
+            image: Some("busybox:1.36".into()),
+            pod: Some("db-0".into()),
+            ..Default::default()
+        };
+        let s = spec(&args).unwrap();
+        assert_eq!(s.target.kind, TargetKind::StatefulSet);
+        assert_eq!(s.target.container.as_deref(), Some("app"));
+        assert_eq!(s.mode, Some(Mode::Copy));
+        assert_eq!(s.profile, Some(Profile::Baseline));
+        assert_eq!(s.shell.unwrap().image.as_deref(), Some("busybox:1.36"));
+        let bad = CreateArgs {
+            target: Some("deploy/x".into()),
+            ttl: Some("15 minutes".into()),
+            ..Default::default()
+        };
+        assert!(spec(&bad).unwrap_err().starts_with("--ttl:"));
+        assert!(spec(&CreateArgs::default()).is_err());
+    }
+}
