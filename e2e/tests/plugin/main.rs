@@ -1,7 +1,7 @@
 //! End-to-end tests of the `kubectl debugsession` plugin against the local cluster, driven through
 //! a pseudo-terminal as a person would type (pty_expect.py).
 //!
-//! Run: `cargo build -p debugsession-operator --bin debugsession-operator -p kubectl-debugsession
+//! Run: `cargo build -p debugsession-operator --bin debugsession-operator && cargo build -p kubectl-debugsession
 //! && cargo test -p debugsession-e2e --test plugin -- [filter]`. Env: KUBECTL_DEBUGSESSION_BIN
 //! overrides the plugin binary, DEBUGSESSION_OPERATOR_BIN the operator's, E2E_PARALLEL and
 //! E2E_KEEP as in the operator suite.
