@@ -126,6 +126,38 @@ async fn wait_running(pods: &Api<Pod>, pod: &str, container: &str) -> Result<(),
     }
 }
 
+/// Attaches once the shell runs. The pod's status can still say "running" for a moment after a
+/// shell that was left with Ctrl-D ended (the kubelet is starting it again), and the attach is then
+/// refused with "container not found": such a refusal is retried for 30 s.
+async fn attach_when_running(
+    pods: &Api<Pod>,
+    pod: &str,
+    container: &str,
+    ap: &AttachParams,
+) -> Result<kube::api::AttachedProcess, String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        wait_running(pods, pod, container).await?;
+        match pods.attach(pod, ap).await {
+            Ok(p) => return Ok(p),
+            Err(e) if is_restarting(&e.to_string()) && std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Err(e) => {
+                return Err(explain::api(
+                    &e,
+                    Doing::Other(&format!("attaching to {pod}")),
+                ));
+            }
+        }
+    }
+}
+
+/// Whether an attach error says the container is not running right now (it is being restarted).
+pub fn is_restarting(error: &str) -> bool {
+    error.contains("not found in pod") || error.contains("container not found")
+}
+
 /// Attaches to the session's shell. `fresh`: the shell was just started for this command, so a
 /// carriage return is sent to make it print its prompt (no one else is typing in it).
 pub async fn run(
@@ -155,10 +187,7 @@ pub async fn run(
         .stdout(true)
         .stderr(!tty)
         .tty(tty);
-    let mut proc = pods
-        .attach(&pod, &ap)
-        .await
-        .map_err(|e| explain::api(&e, Doing::Other(&format!("attaching to {pod}"))))?;
+    let mut proc = attach_when_running(&pods, &pod, &container, &ap).await?;
     let mut stdin = proc.stdin().ok_or("the attach stream has no stdin")?;
     let mut stdout = proc.stdout().ok_or("the attach stream has no stdout")?;
     let stderr = proc.stderr();
@@ -312,5 +341,13 @@ mod tests {
         ));
         assert!(!is_running(&pod(waiting, "containerStatuses"), "sh"));
         assert!(!is_running(&pod(running, "containerStatuses"), "other"));
+    }
+
+    #[test]
+    fn a_container_being_restarted_is_retried() {
+        assert!(is_restarting(
+            "container debug-shell not found in pod web-1_team"
+        ));
+        assert!(!is_restarting("pods \"web-1\" is forbidden"));
     }
 }
