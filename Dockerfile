@@ -10,14 +10,15 @@ COPY Cargo.toml Cargo.lock ./
 COPY e2e/Cargo.toml e2e/Cargo.toml
 COPY plugin/Cargo.toml plugin/Cargo.toml
 # (every target named in the manifests needs a file, so the e2e suites and the plugin get stubs too)
-RUN mkdir -p src/bin e2e/src e2e/tests/operator e2e/tests/admission e2e/tests/faults e2e/tests/plugin plugin/src \
+RUN mkdir -p src/bin e2e/src e2e/bench e2e/tests/operator e2e/tests/admission e2e/tests/faults e2e/tests/plugin plugin/src \
  && echo 'fn main() {}' > src/main.rs \
+ && echo 'fn main() {}' > e2e/bench/main.rs \
  && echo 'fn main() {}' > plugin/src/main.rs \
  && echo 'fn main() {}' > src/bin/crdgen.rs \
  && touch src/lib.rs e2e/src/lib.rs \
  && for t in operator/main admission/main faults/main plugin/main; do echo 'fn main() {}' > "e2e/tests/$t.rs"; done \
  && cargo build --release --locked --bin debugsession-operator \
- && rm -rf src e2e/src e2e/tests plugin/src
+ && rm -rf src e2e/src e2e/bench e2e/tests plugin/src
 COPY src src
 COPY e2e e2e
 COPY plugin plugin

@@ -33,3 +33,10 @@ lint:
 
 unit:
 	cargo test -p debugsession-operator
+
+BENCH_SIM_NODES ?= 25
+bench:         ## side by side with kubectl, and at scale, on the local cluster: a table, target/bench/results.json
+	SIM_NODES=$(BENCH_SIM_NODES) e2e/cluster/up
+	cargo build --release --bin debugsession-operator
+	DEBUGSESSION_OPERATOR_BIN=$(CURDIR)/target/release/debugsession-operator \
+	  cargo run --release -q -p debugsession-e2e --bin bench

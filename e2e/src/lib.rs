@@ -1,6 +1,8 @@
 //! End-to-end tests of debugsession-operator against a real cluster: the helpers the suites share.
 //!
 //! - [`cluster`]: the local cluster's environment, the CRD, waiting for the cluster;
+//! - [`debug`]: timing a usable shell, the operator's way and `kubectl debug`'s (the side-by-side
+//!   scenario and `make bench`);
 //! - [`kubectl`]: the one kubectl wrapper (with a timeout, capturing stdout and stderr), objects
 //!   as JSON, events, sessions and namespaces taken away after a scenario;
 //! - [`objects`]: reading objects (JSON pointers, conditions, containers, field managers, diffs);
@@ -15,6 +17,7 @@
 //! (`use debugsession_e2e::*`).
 
 pub mod cluster;
+pub mod debug;
 pub mod kubectl;
 pub mod objects;
 pub mod operator;
@@ -27,6 +30,7 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use cluster::*;
+pub use debug::*;
 pub use kubectl::*;
 pub use objects::*;
 pub use operator::*;
