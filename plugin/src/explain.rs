@@ -104,7 +104,7 @@ pub fn waiting(s: &DebugSession) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use debugsession_operator::api::{DebugSessionStatus, Target, TargetKind};
+    use debugsession_operator::api::{DebugSessionStatus, TargetKind};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
     fn api_err(code: u16, message: &str) -> kube::Error {
@@ -118,19 +118,7 @@ mod tests {
     fn session(phase: Phase, reason: &str, message: &str) -> DebugSession {
         let mut s = DebugSession::new(
             "dbg",
-            debugsession_operator::api::DebugSessionSpec {
-                target: Target {
-                    kind: TargetKind::Deployment,
-                    name: "nginx".into(),
-                    container: None,
-                    pod: None,
-                },
-                ttl: None,
-                shell: None,
-                mode: None,
-                profile: None,
-                copy: None,
-            },
+            debugsession_operator::api::DebugSessionSpec::new(TargetKind::Deployment, "nginx"),
         );
         s.status = Some(DebugSessionStatus {
             phase: Some(phase),

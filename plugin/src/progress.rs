@@ -116,25 +116,13 @@ impl Progress {
 mod tests {
     use super::*;
     use debugsession_operator::api::{
-        DebugSessionSpec, DebugSessionStatus, SessionPod, Target, TargetKind,
+        DebugSessionSpec, DebugSessionStatus, SessionPod, TargetKind,
     };
 
     fn session(status: Option<DebugSessionStatus>) -> DebugSession {
         let mut s = DebugSession::new(
             "dbg",
-            DebugSessionSpec {
-                target: Target {
-                    kind: TargetKind::Deployment,
-                    name: "nginx".into(),
-                    container: None,
-                    pod: None,
-                },
-                ttl: None,
-                shell: None,
-                mode: None,
-                profile: None,
-                copy: None,
-            },
+            DebugSessionSpec::new(TargetKind::Deployment, "nginx"),
         );
         s.status = status;
         s

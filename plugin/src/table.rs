@@ -114,7 +114,7 @@ pub fn sessions(list: &[DebugSession], all_namespaces: bool, wide: bool, now: Ti
 mod tests {
     use super::*;
     use debugsession_operator::api::{
-        DebugSessionSpec, DebugSessionStatus, Mode, Phase, Target, TargetKind,
+        DebugSessionSpec, DebugSessionStatus, Mode, Phase, TargetKind,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -141,19 +141,7 @@ mod tests {
         let now: Timestamp = "2026-11-30T10:00:14Z".parse().unwrap();
         let mut s = DebugSession::new(
             "nginx-debug",
-            DebugSessionSpec {
-                target: Target {
-                    kind: TargetKind::Deployment,
-                    name: "nginx".into(),
-                    container: None,
-                    pod: None,
-                },
-                ttl: None,
-                shell: None,
-                mode: None,
-                profile: None,
-                copy: None,
-            },
+            DebugSessionSpec::new(TargetKind::Deployment, "nginx"),
         );
         s.metadata.namespace = Some("default".into());
         s.metadata.creation_timestamp = Some(Time("2026-11-30T10:00:00Z".parse().unwrap()));

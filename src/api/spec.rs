@@ -70,6 +70,26 @@ pub struct DebugSessionSpec {
     pub copy: Option<CopyOptions>,
 }
 
+impl DebugSessionSpec {
+    /// A spec that names only its target (in the session's namespace); every other field takes
+    /// the operator's default.
+    pub fn new(kind: TargetKind, name: &str) -> Self {
+        DebugSessionSpec {
+            target: Target {
+                kind,
+                name: name.to_string(),
+                container: None,
+                pod: None,
+            },
+            ttl: None,
+            shell: None,
+            mode: None,
+            profile: None,
+            copy: None,
+        }
+    }
+}
+
 /// How the shell gets into the target.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum Mode {

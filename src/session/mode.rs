@@ -87,21 +87,12 @@ pub fn parse_list(csv: &str) -> Result<Vec<Mode>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{CopyOptions, Target};
+    use crate::api::CopyOptions;
 
     fn spec(kind: TargetKind, mode: Option<Mode>) -> DebugSessionSpec {
         DebugSessionSpec {
-            target: Target {
-                kind,
-                name: "web".into(),
-                container: None,
-                pod: None,
-            },
-            ttl: None,
-            shell: None,
             mode,
-            profile: None,
-            copy: None,
+            ..DebugSessionSpec::new(kind, "web")
         }
     }
 

@@ -281,7 +281,7 @@ fn unhex(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Shell, Target, TargetKind};
+    use crate::api::{Shell, TargetKind};
 
     const KEY: &[u8] = b"0123456789abcdef0123456789abcdef";
 
@@ -296,17 +296,8 @@ mod tests {
 
     fn spec() -> DebugSessionSpec {
         DebugSessionSpec {
-            target: Target {
-                kind: TargetKind::Deployment,
-                name: "web".into(),
-                container: None,
-                pod: None,
-            },
-            mode: None,
-            profile: None,
-            copy: None,
             ttl: Some("15m".into()),
-            shell: None,
+            ..DebugSessionSpec::new(TargetKind::Deployment, "web")
         }
     }
 

@@ -262,21 +262,13 @@ pub fn against_workload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{Shell, Target, TargetKind};
+    use crate::api::{Shell, TargetKind};
 
     fn spec(ttl: Option<&str>, shell: Option<Shell>) -> DebugSessionSpec {
         DebugSessionSpec {
-            target: Target {
-                kind: TargetKind::Deployment,
-                name: "web".into(),
-                container: None,
-                pod: None,
-            },
-            mode: None,
-            profile: None,
-            copy: None,
             ttl: ttl.map(String::from),
             shell,
+            ..DebugSessionSpec::new(TargetKind::Deployment, "web")
         }
     }
 

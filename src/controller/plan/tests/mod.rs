@@ -2,7 +2,7 @@
 //! session that has not started and of a running one.
 
 use super::*;
-use crate::api::{DebugSessionSpec, Target, condition};
+use crate::api::{DebugSessionSpec, condition};
 
 use serde_json::json;
 
@@ -16,17 +16,8 @@ fn session(ttl: &str) -> DebugSession {
     let mut s = DebugSession::new(
         "dbg",
         DebugSessionSpec {
-            target: Target {
-                kind: TargetKind::Deployment,
-                name: "web".into(),
-                container: None,
-                pod: None,
-            },
-            mode: None,
-            profile: None,
-            copy: None,
             ttl: Some(ttl.into()),
-            shell: None,
+            ..DebugSessionSpec::new(TargetKind::Deployment, "web")
         },
     );
     s.metadata.namespace = Some("team".into());
