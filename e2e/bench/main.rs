@@ -5,7 +5,8 @@
 //!    2-replica nginx Deployment on the real node ([`patch`]);
 //! 2. Copy and Ephemeral vs `kubectl debug` on the same pod ([`debug`]);
 //! 3. scale on simulated nodes: N sessions created at once, a common expiry (the expiry
-//!    precision), the operator's peak RSS, CPU, API requests and reconciles ([`scale`]).
+//!    precision), the operator's peak RSS, CPU, API requests and reconciles ([`scale`], with
+//!    [`usage`] reading what the operator process costs).
 //!
 //! Every figure of 1-2 is a median with min and max over `BENCH_ROUNDS` rounds (default 5, after
 //! one warm-up round) measured in this run. Prints one table, writes `target/bench/results.json`,
@@ -20,6 +21,7 @@ mod debug;
 mod patch;
 mod scale;
 mod stats;
+mod usage;
 mod watch;
 
 use std::fs;
