@@ -56,9 +56,30 @@ pub struct DebugSessionStatus {
     /// The user whose stamp authorized the shell in the workload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requester: Option<String>,
+    /// The approvals the session needs and has, when the operator's approval rules cover its
+    /// namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalStatus>,
     /// One sentence on the current state or the error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// Where a session that needs approval stands.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalStatus {
+    /// How many people other than the requester must approve the spec.
+    pub required: u32,
+    /// Who approved the current spec (valid approvals only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_by: Vec<String>,
+    /// Who denied the session, when someone did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied_by: Option<String>,
+    /// When the last approval that was needed was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<Time>,
 }
 
 /// Phase of a session, shown in `kubectl get debugsessions`.
@@ -136,6 +157,9 @@ pub mod condition {
     pub const TARGET_LOCKED: &str = "TargetLocked";
     /// Whether the current spec generation is what runs in the workload.
     pub const SPEC_APPLIED: &str = "SpecApplied";
+    /// Whether the current spec has the approvals the operator's rules ask for (only on
+    /// sessions that need approval).
+    pub const APPROVED: &str = "Approved";
 }
 
 /// Stable, CamelCase condition reasons.
@@ -202,4 +226,12 @@ pub mod reason {
     pub const SHELL_NOT_STARTING: &str = "ShellNotStarting";
     /// The session's copy of the pod was deleted while the session ran.
     pub const COPY_DELETED: &str = "CopyDeleted";
+    /// The session waits for the approvals its namespace needs.
+    pub const AWAITING_APPROVAL: &str = "AwaitingApproval";
+    /// The spec has every approval it needs (condition `Approved`, event).
+    pub const APPROVED: &str = "Approved";
+    /// Somebody allowed to approve denied the session.
+    pub const DENIED: &str = "Denied";
+    /// The approvals were given too long before the session could start.
+    pub const APPROVAL_EXPIRED: &str = "ApprovalExpired";
 }

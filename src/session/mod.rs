@@ -13,10 +13,13 @@
 //! - [`mode`]: the session's mode (Patch, Copy, Ephemeral), checked against the target and the
 //!   modes the operator enables.
 //! - [`profile`]: the security profiles, with `kubectl debug --profile`'s meaning.
+//! - [`approval`]: approvals and denials by a second person, signed like the stamp, and the rules
+//!   that say where they are needed.
 //! - [`choice`]: the closed sets of names (modes, profiles) on the command line and in messages.
 //! - [`copy`]: the standalone pod of the Copy mode.
 //! - [`ephemeral`]: the ephemeral container of the Ephemeral mode and its request bodies.
 
+pub mod approval;
 pub mod choice;
 pub mod copy;
 pub mod ephemeral;
