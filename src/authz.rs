@@ -210,6 +210,54 @@ fn missing(r: &Requester, namespace: &str, any_of: &[Permission], mode: Mode) ->
     )
 }
 
+/// The custom verb `approve` on the session: what approving or denying it takes.
+pub fn session_approve(session: &str) -> Permission {
+    Permission {
+        verb: crate::session::approval::VERB,
+        group: crate::api::GROUP,
+        resource: "debugsessions",
+        subresource: None,
+        name: Some(session.to_string()),
+    }
+}
+
+/// Whether `r` may approve or deny session `name` in `namespace`. `Ok(Err(message))` says
+/// why not; `Err` is a failed review.
+pub async fn decide_approve(
+    client: &kube::Client,
+    r: &Requester,
+    namespace: &str,
+    name: &str,
+) -> Result<Result<(), String>, kube::Error> {
+    if allowed(client, r, namespace, &session_approve(name)).await? {
+        return Ok(Ok(()));
+    }
+    Ok(Err(format!(
+        "user {:?} may not approve debugsessions.{} {name:?} in namespace {namespace:?} (it takes the verb {:?} on debugsessions, e.g. kubectl create role debugsession-approver --verb={} --resource=debugsessions.{})",
+        r.username,
+        crate::api::GROUP,
+        crate::session::approval::VERB,
+        crate::session::approval::VERB,
+        crate::api::GROUP,
+    )))
+}
+
+/// [`decide_approve`] for the webhook: a failed review refuses too (fail closed).
+pub async fn check_approve(
+    client: &kube::Client,
+    r: &Requester,
+    namespace: &str,
+    name: &str,
+) -> Result<(), String> {
+    decide_approve(client, r, namespace, name)
+        .await
+        .unwrap_or_else(|e| {
+            Err(format!(
+                "could not check the approver's permissions (SubjectAccessReview): {e}"
+            ))
+        })
+}
+
 /// [`decide`] for the webhook: a failed review refuses too (fail closed).
 pub async fn check(
     client: &kube::Client,

@@ -11,6 +11,7 @@ use debugsession_operator::controller::{self, Context};
 use debugsession_operator::http;
 use debugsession_operator::leader::{Election, LeaseConfig};
 use debugsession_operator::metrics::Metrics;
+use debugsession_operator::session::approval::rule::{self, Rule, Selector};
 use debugsession_operator::session::policy::Policy;
 use debugsession_operator::session::settings::{self, MIN_TTL, Settings};
 use debugsession_operator::session::ttl;
@@ -161,6 +162,36 @@ struct RunArgs {
         default_value = settings::DEFAULT_MODES
     )]
     modes: String,
+    /// Namespaces where a session needs approval by other people before it starts
+    /// (comma-separated globs).
+    #[arg(long, env = "DEBUGSESSION_APPROVAL_NAMESPACES", value_delimiter = ',')]
+    approval_namespaces: Vec<String>,
+    /// Namespaces whose labels match this selector need approval too (`k=v`, `k!=v`, `k`, `!k`,
+    /// comma-separated, all must hold).
+    #[arg(
+        long,
+        env = "DEBUGSESSION_APPROVAL_NAMESPACE_SELECTOR",
+        default_value = ""
+    )]
+    approval_namespace_selector: String,
+    /// Approvals a session needs where approval applies, none by its requester.
+    #[arg(
+        long,
+        env = "DEBUGSESSION_APPROVERS",
+        default_value_t = rule::DEFAULT_APPROVERS,
+        value_parser = clap::value_parser!(u32).range(1..=10)
+    )]
+    approvers: u32,
+    /// How long an approval stays good before the session starts (e.g. 10m, 1h).
+    #[arg(
+        long,
+        env = "DEBUGSESSION_APPROVAL_VALID_FOR",
+        default_value = rule::DEFAULT_VALID_FOR
+    )]
+    approval_valid_for: String,
+    /// Record every shell: a banner at the prompt, the terminal kept in the container's log.
+    #[arg(long, env = "DEBUGSESSION_RECORD_SHELL", default_value_t = false)]
+    record_shell: bool,
 }
 
 fn nonempty(items: &[String]) -> Vec<String> {
@@ -177,6 +208,12 @@ fn policy(args: &RunArgs) -> Policy {
         allowed_namespaces: nonempty(&args.allowed_namespaces),
         allowed_capabilities: nonempty(&args.allowed_capabilities),
         allowed_profiles: profile::parse_list(&args.allowed_profiles).unwrap_or_default(),
+        approval: Rule {
+            namespaces: nonempty(&args.approval_namespaces),
+            selector: Selector::parse(&args.approval_namespace_selector).unwrap_or_default(),
+            approvers: args.approvers,
+            valid_for: ttl::parse(&args.approval_valid_for).unwrap_or(Duration::from_secs(3600)),
+        },
     }
     .complete(&args.default_image, own.as_deref())
 }
@@ -239,6 +276,9 @@ fn check(args: &RunArgs) -> Result<(), String> {
     }
     mode::parse_list(&args.modes).map_err(|e| format!("--modes: {e}"))?;
     profile::parse_list(&args.allowed_profiles).map_err(|e| format!("--allowed-profiles: {e}"))?;
+    Selector::parse(&args.approval_namespace_selector)
+        .map_err(|e| format!("--approval-namespace-selector: {e}"))?;
+    ttl::parse(&args.approval_valid_for).map_err(|e| format!("--approval-valid-for: {e}"))?;
     Ok(())
 }
 
@@ -376,6 +416,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         default_ttl: args.default_ttl,
         default_image: args.default_image.clone(),
         modes: mode::parse_list(&args.modes).unwrap_or_default(),
+        record_shell: args.record_shell,
     };
     let identity = std::env::var("POD_NAME")
         .ok()

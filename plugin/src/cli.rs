@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     bin_name = "kubectl debugsession",
     version,
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  kubectl debugsession deploy/nginx --ttl 15m\n  kubectl debugsession deploy/nginx --mode copy --no-attach\n  kubectl debugsession list -A\n  kubectl debugsession extend nginx-debug-x7k2p 30m\n  kubectl debugsession end nginx-debug-x7k2p"
+    after_help = "Examples:\n  kubectl debugsession deploy/nginx --ttl 15m\n  kubectl debugsession deploy/nginx --mode copy --no-attach\n  kubectl debugsession list -A\n  kubectl debugsession extend nginx-debug-x7k2p 30m\n  kubectl debugsession approve nginx-debug-x7k2p --comment \"incident 4711\"\n  kubectl debugsession end nginx-debug-x7k2p"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -96,7 +96,11 @@ pub struct CreateArgs {
     /// End the session when the shell exits (default: leaving the shell ends nothing).
     #[arg(long)]
     pub end_on_exit: bool,
-    /// How long to wait for the shell to be ready.
+    /// Record the shell: everything shown on its terminal lands in the shell container's log
+    /// (kubectl debugsession logs NAME).
+    #[arg(long)]
+    pub record: bool,
+    /// How long to wait for the shell to be ready (and for approval, where sessions need it).
     #[arg(long, default_value = "5m")]
     pub timeout: String,
 }
@@ -152,9 +156,33 @@ pub enum Command {
         #[arg(short = 'f', long)]
         follow: bool,
     },
+    /// Approve a session that waits for approval (takes the RBAC verb `approve` on
+    /// debugsessions; nobody approves their own session).
+    Approve {
+        name: String,
+        /// A comment recorded with the approval (default: "approved").
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Deny a session that waits for approval: it fails with the reason.
+    Deny {
+        name: String,
+        /// Why the session is denied (required; the requester sees it).
+        #[arg(long, value_parser = non_blank)]
+        reason: String,
+    },
     /// Shell completion script: `source <(kubectl debugsession completion bash)`.
     Completion {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// A value that is more than white space (`--reason ""` is a usage error).
+fn non_blank(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        Err("must not be empty".into())
+    } else {
+        Ok(s.to_string())
+    }
 }

@@ -39,8 +39,9 @@ pub fn spec(args: &CreateArgs) -> Result<DebugSessionSpec, String> {
     if let Some(t) = &args.ttl {
         ttl::parse(t).map_err(|e| format!("--ttl: {e}"))?;
     }
-    let shell = args.image.as_ref().map(|image| Shell {
-        image: Some(image.clone()),
+    let shell = (args.image.is_some() || args.record).then(|| Shell {
+        image: args.image.clone(),
+        record: args.record.then_some(true),
         ..Default::default()
     });
     Ok(DebugSessionSpec {
@@ -115,7 +116,7 @@ pub async fn wait_ready(
 ) -> Result<DebugSession, String> {
     let start = Instant::now();
     let mut progress = Progress::new(format!("debugsession/{name}: "));
-    let mut said_waiting = false;
+    let mut said: Option<String> = None;
     loop {
         let Some(s) = session::get_opt(api, name, namespace).await? else {
             progress.done();
@@ -136,11 +137,12 @@ pub async fn wait_ready(
                 OPERATOR_GRACE.as_secs(),
             ));
         }
+        // Each reason to wait is said once (a session may wait for approval, then behind another).
         if let Some(w) = explain::waiting(&s)
-            && !said_waiting
+            && said.as_deref() != Some(w.as_str())
         {
             progress.say(&w);
-            said_waiting = true;
+            said = Some(w);
         }
         progress.show(&progress::coming_up(&s));
         let ready_pod = s
@@ -202,6 +204,26 @@ mod tests {
             ..Default::default()
         };
         assert!(spec(&bad).unwrap_err().starts_with("--ttl:"));
+        let plain = CreateArgs {
+            target: Some("deploy/x".into()),
+            ..Default::default()
+        };
+        assert_eq!(spec(&plain).unwrap().shell, None);
         assert!(spec(&CreateArgs::default()).is_err());
+    }
+
+    #[test]
+    fn record_asks_for_a_recorded_shell() {
+        let args = CreateArgs {
+            target: Some("deploy/nginx".into()),
+            record: true,
+            ..Default::default()
+        };
+        let s = spec(&args).unwrap();
+        let shell = s.shell.clone().unwrap();
+        assert_eq!(shell.record, Some(true));
+        assert_eq!(shell.image, None);
+        let sent = serde_json::to_value(&s).unwrap();
+        assert_eq!(sent["shell"], serde_json::json!({"record": true}));
     }
 }

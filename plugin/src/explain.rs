@@ -5,8 +5,17 @@ use debugsession_operator::api::{DebugSession, Phase, condition, reason};
 /// What the user was doing when the API server answered with an error.
 pub enum Doing<'a> {
     Create,
-    Read { name: &'a str, namespace: &'a str },
+    Read {
+        name: &'a str,
+        namespace: &'a str,
+    },
     List,
+    /// Approving or denying (`verb`: "approve" or "deny") a session.
+    Decide {
+        verb: &'a str,
+        name: &'a str,
+        namespace: &'a str,
+    },
     Other(&'a str),
 }
 
@@ -19,11 +28,34 @@ pub fn api(e: &kube::Error, doing: Doing<'_>) -> String {
         return "the DebugSession CRD (debugsessions.debugsession.dev) is not installed in this cluster: install the operator (helm install debugsession-operator charts/debugsession-operator -n debugsession-system --create-namespace) or its CRD (kubectl apply -f crds/debugsession.dev_debugsessions.yaml)".to_string();
     }
     if s.message.contains("admission webhook") {
-        return format!("admission refused the session: {}", s.message);
+        return match doing {
+            Doing::Decide { verb, name, .. } => {
+                format!(
+                    "admission refused to {verb} debugsession/{name}: {}",
+                    s.message
+                )
+            }
+            _ => format!("admission refused the session: {}", s.message),
+        };
     }
     match (&doing, s.code) {
-        (Doing::Read { name, namespace }, 404) => format!(
+        (
+            Doing::Read { name, namespace }
+            | Doing::Decide {
+                name, namespace, ..
+            },
+            404,
+        ) => format!(
             "debugsession {name:?} not found in namespace {namespace:?} (see kubectl debugsession list -A)"
+        ),
+        (
+            Doing::Decide {
+                verb, namespace, ..
+            },
+            403,
+        ) => format!(
+            "forbidden: {} (to {verb} sessions, ask for the verbs get, patch and approve on debugsessions.debugsession.dev in namespace {namespace}, e.g. kubectl create role approver --verb=get,patch,approve --resource=debugsessions.debugsession.dev -n {namespace})",
+            s.message
         ),
         (_, 403) => format!(
             "forbidden: {} (ask for the debugsession-edit role in this namespace)",
@@ -34,6 +66,9 @@ pub fn api(e: &kube::Error, doing: Doing<'_>) -> String {
         (Doing::Create, _) => format!("creating the session: {}", s.message),
         (Doing::List, _) => format!("listing sessions: {}", s.message),
         (Doing::Read { .. }, _) => s.message.clone(),
+        (Doing::Decide { verb, name, .. }, _) => {
+            format!("trying to {verb} debugsession/{name}: {}", s.message)
+        }
         (Doing::Other(what), _) => format!("{what}: {}", s.message),
     }
 }
@@ -66,6 +101,16 @@ pub fn stopped(s: &DebugSession) -> Option<String> {
             let why = condition(s, condition::READY)
                 .map(|c| c.reason.clone())
                 .unwrap_or_else(|| "Failed".into());
+            if why == reason::DENIED {
+                // The operator's message: "denied by USER: REASON".
+                return Some(match st.message.as_deref() {
+                    Some(m) if m.starts_with("denied by ") => {
+                        format!("debugsession/{name} was {m}")
+                    }
+                    Some(m) if !m.is_empty() => format!("debugsession/{name} was denied: {m}"),
+                    _ => format!("debugsession/{name} was denied"),
+                });
+            }
             Some(format!(
                 "debugsession/{name} failed: {why}: {}",
                 st.message.as_deref().unwrap_or("no message")
@@ -97,6 +142,16 @@ pub fn waiting(s: &DebugSession) -> Option<String> {
     }
     if c.reason == reason::FOREIGN_HOLDER {
         return Some(format!("debugsession/{name} is Pending: {}", c.message));
+    }
+    if c.reason == reason::AWAITING_APPROVAL {
+        let namespace = s.metadata.namespace.as_deref().unwrap_or("default");
+        let again = condition(s, condition::APPROVED)
+            .filter(|a| a.reason == reason::APPROVAL_EXPIRED)
+            .map(|_| " again (the approvals it had are too old)")
+            .unwrap_or_default();
+        return Some(format!(
+            "debugsession/{name} is waiting for approval{again}: ask someone with the approve verb to run: kubectl debugsession approve {name} -n {namespace}"
+        ));
     }
     None
 }
@@ -197,5 +252,81 @@ mod tests {
         let m = no_operator("dbg", "team", 10);
         assert!(m.starts_with("the operator is not running"));
         assert!(m.contains("after 10s"));
+    }
+    #[test]
+    fn refusals_of_approve_and_deny() {
+        let doing = |verb| Doing::Decide {
+            verb,
+            name: "dbg",
+            namespace: "prod",
+        };
+        let m = "admission webhook \"validate.debugsession.dev\" denied the request: alice cannot approve her own session";
+        assert_eq!(
+            api(&api_err(403, m), doing("approve")),
+            format!("admission refused to approve debugsession/dbg: {m}")
+        );
+        let m = "admission webhook \"validate.debugsession.dev\" denied the request: bob may not approve debugsessions in prod";
+        assert_eq!(
+            api(&api_err(403, m), doing("deny")),
+            format!("admission refused to deny debugsession/dbg: {m}")
+        );
+        let rbac = api(
+            &api_err(
+                403,
+                "debugsessions.debugsession.dev \"dbg\" is forbidden: User \"bob\" cannot patch resource",
+            ),
+            doing("approve"),
+        );
+        assert!(rbac.starts_with("forbidden: debugsessions"), "{rbac}");
+        assert!(rbac.contains("--verb=get,patch,approve"), "{rbac}");
+        let gone = api(
+            &api_err(404, "debugsessions.debugsession.dev \"dbg\" not found"),
+            doing("approve"),
+        );
+        assert!(
+            gone.contains("\"dbg\" not found in namespace \"prod\""),
+            "{gone}"
+        );
+    }
+
+    #[test]
+    fn awaiting_approval_says_who_can_go_on() {
+        let mut s = session(
+            Phase::Pending,
+            reason::AWAITING_APPROVAL,
+            "waiting for 1 more approval: kubectl debugsession approve dbg -n prod",
+        );
+        s.metadata.namespace = Some("prod".into());
+        assert_eq!(
+            waiting(&s).unwrap(),
+            "debugsession/dbg is waiting for approval: ask someone with the approve verb to run: kubectl debugsession approve dbg -n prod"
+        );
+        assert!(stopped(&s).is_none());
+        let mut expired = s.clone();
+        let st = expired.status.as_mut().unwrap();
+        let mut c = st.conditions[0].clone();
+        c.type_ = condition::APPROVED.into();
+        c.reason = reason::APPROVAL_EXPIRED.into();
+        st.conditions.push(c);
+        assert!(
+            waiting(&expired)
+                .unwrap()
+                .contains("waiting for approval again (the approvals it had are too old)")
+        );
+    }
+
+    #[test]
+    fn denied_gives_the_denial() {
+        let s = session(
+            Phase::Failed,
+            reason::DENIED,
+            "denied by carol: not during the freeze",
+        );
+        assert_eq!(
+            stopped(&s).unwrap(),
+            "debugsession/dbg was denied by carol: not during the freeze"
+        );
+        let s = session(Phase::Failed, reason::DENIED, "");
+        assert_eq!(stopped(&s).unwrap(), "debugsession/dbg was denied");
     }
 }

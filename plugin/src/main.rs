@@ -3,6 +3,7 @@
 //!
 //! Exit codes: 0 success, 1 an error (explained on stderr in one line), 2 bad usage.
 
+mod approval;
 mod attach;
 mod cli;
 mod client;
@@ -96,6 +97,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         Some(Command::Logs { name, pod, follow }) => {
             logs::run(&k, &name, pod.as_deref(), follow).await
         }
+        Some(Command::Approve { name, comment }) => {
+            approval::approve(&api, &name, &k.namespace, comment.as_deref()).await
+        }
+        Some(Command::Deny { name, reason }) => {
+            approval::deny(&api, &name, &k.namespace, &reason).await
+        }
         Some(Command::Completion { .. }) => Ok(()),
     }
 }
@@ -149,5 +156,70 @@ mod tests {
         assert!(matches!(c.command, Some(Command::Extend { ref by, .. }) if by == "30m"));
         assert_eq!(c.global.context.as_deref(), Some("kind"));
         assert!(Cli::try_parse_from(["kubectl-debugsession", "list", "deploy/nginx"]).is_err());
+    }
+    #[test]
+    fn approve_and_deny() {
+        let c =
+            Cli::try_parse_from(["kubectl-debugsession", "approve", "dbg", "-n", "prod"]).unwrap();
+        assert!(matches!(
+            c.command,
+            Some(Command::Approve { ref name, comment: None }) if name == "dbg"
+        ));
+        assert_eq!(c.global.namespace.as_deref(), Some("prod"));
+        let c = Cli::try_parse_from([
+            "kubectl-debugsession",
+            "approve",
+            "dbg",
+            "--comment",
+            "incident 4711",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Some(Command::Approve { comment: Some(ref m), .. }) if m == "incident 4711"
+        ));
+        let c = Cli::try_parse_from(["kubectl-debugsession", "deny", "dbg", "--reason", "not now"])
+            .unwrap();
+        assert!(matches!(
+            c.command,
+            Some(Command::Deny { ref name, ref reason }) if name == "dbg" && reason == "not now"
+        ));
+        // A denial needs a reason: missing or empty is a usage error (exit code 2).
+        for args in [
+            &["kubectl-debugsession", "deny", "dbg"][..],
+            &["kubectl-debugsession", "deny", "dbg", "--reason", ""],
+            &["kubectl-debugsession", "deny", "dbg", "--reason", "  "],
+            &["kubectl-debugsession", "approve"],
+        ] {
+            let e = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn record_is_a_create_flag() {
+        let c = Cli::try_parse_from(["kubectl-debugsession", "deploy/nginx", "--record"]).unwrap();
+        assert!(c.create.record);
+        let c = Cli::try_parse_from(["kubectl-debugsession", "create", "deploy/nginx", "--record"])
+            .unwrap();
+        assert!(matches!(c.command, Some(Command::Create(ref a)) if a.record));
+        assert!(
+            !Cli::try_parse_from(["kubectl-debugsession", "deploy/nginx"])
+                .unwrap()
+                .create
+                .record
+        );
+    }
+
+    #[test]
+    fn completion_knows_the_new_commands() {
+        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh] {
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "kubectl-debugsession", &mut out);
+            let text = String::from_utf8(out).unwrap();
+            for word in ["approve", "deny", "--reason", "--comment", "--record"] {
+                assert!(text.contains(word), "{shell}: {word}");
+            }
+        }
     }
 }

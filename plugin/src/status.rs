@@ -9,7 +9,7 @@ use kube::api::ListParams;
 use crate::cli::Output;
 use crate::client::Kube;
 use crate::explain::{self, Doing};
-use crate::{print, session, table};
+use crate::{approval, print, session, table};
 
 /// One recent Event: when (last seen), type, reason, message.
 pub struct Ev {
@@ -84,6 +84,9 @@ pub fn describe(s: &DebugSession, events: &[Ev], now: Timestamp) -> String {
         field("Ended", e.0.to_string());
     }
     field("Requester", st.requester.clone().unwrap_or_else(none));
+    if let Some(a) = &st.approval {
+        field("Approval", approval::status_line(a));
+    }
     field("Ready", st.ready_pods.clone().unwrap_or_else(none));
     out.push_str("Pods:\n");
     if st.pods.is_empty() {
@@ -203,6 +206,31 @@ mod tests {
         assert_eq!(
             time_left("2026-01-01T09:00:00Z".parse().unwrap(), now),
             "expired"
+        );
+    }
+    #[test]
+    fn approval_shows_only_when_involved() {
+        use debugsession_operator::api::{
+            ApprovalStatus, DebugSessionSpec, DebugSessionStatus, TargetKind,
+        };
+        let now: Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
+        let mut s = DebugSession::new(
+            "dbg",
+            DebugSessionSpec::new(TargetKind::Deployment, "nginx"),
+        );
+        assert!(!describe(&s, &[], now).contains("Approval:"));
+        s.status = Some(DebugSessionStatus {
+            approval: Some(ApprovalStatus {
+                required: 2,
+                approved_by: vec!["alice".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let d = describe(&s, &[], now);
+        assert!(
+            d.contains("Requester:  <none>\nApproval:   1/2 approvals; approved by alice\n"),
+            "{d}"
         );
     }
 }

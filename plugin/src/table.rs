@@ -4,6 +4,8 @@
 use debugsession_operator::api::DebugSession;
 use jiff::Timestamp;
 
+use crate::approval;
+
 /// Left-aligned columns, three spaces apart (the last column unpadded).
 pub fn render(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -70,11 +72,16 @@ fn or_none(s: Option<String>) -> String {
         .unwrap_or_else(|| "<none>".to_string())
 }
 
-/// The rows of `kubectl get dbgs` (`-A`: with NAMESPACE first; wide: with MESSAGE last).
+/// The rows of `kubectl get dbgs` (`-A`: with NAMESPACE first; wide: with MESSAGE last; APPROVAL
+/// after PHASE when a listed session involves approval).
 pub fn sessions(list: &[DebugSession], all_namespaces: bool, wide: bool, now: Timestamp) -> String {
     let mut head: Vec<String> = ["NAME", "TARGET", "MODE", "PHASE", "EXPIRES", "READY", "AGE"]
         .map(String::from)
         .to_vec();
+    let approvals = approval::shows_column(list);
+    if approvals {
+        head.insert(4, "APPROVAL".into());
+    }
     if all_namespaces {
         head.insert(0, "NAMESPACE".into());
     }
@@ -99,6 +106,9 @@ pub fn sessions(list: &[DebugSession], all_namespaces: bool, wide: bool, now: Ti
             or_none(st.ready_pods),
             age,
         ];
+        if approvals {
+            row.insert(4, approval::column(s));
+        }
         if all_namespaces {
             row.insert(0, s.metadata.namespace.clone().unwrap_or_default());
         }
@@ -114,7 +124,7 @@ pub fn sessions(list: &[DebugSession], all_namespaces: bool, wide: bool, now: Ti
 mod tests {
     use super::*;
     use debugsession_operator::api::{
-        DebugSessionSpec, DebugSessionStatus, Mode, Phase, TargetKind,
+        ApprovalStatus, DebugSessionSpec, DebugSessionStatus, Mode, Phase, TargetKind,
     };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -162,11 +172,55 @@ mod tests {
              nginx-debug   Deployment/nginx   Patch    Active   2026-11-30T10:15:02Z   2/2      14s\n\
              new           <none>             <none>   <none>   <none>                 <none>   14s\n"
         );
-        let all = sessions(&[s], true, true, now);
+        let all = sessions(std::slice::from_ref(&s), true, true, now);
         assert!(all.starts_with("NAMESPACE   NAME"), "{all}");
         assert!(
             all.lines().next().unwrap().ends_with("AGE   MESSAGE"),
             "{all}"
+        );
+    }
+    #[test]
+    fn the_approval_column_shows_only_where_approval_is_involved() {
+        let now: Timestamp = "2026-11-30T10:00:14Z".parse().unwrap();
+        let mut s = DebugSession::new(
+            "plain",
+            DebugSessionSpec::new(TargetKind::Deployment, "nginx"),
+        );
+        s.metadata.creation_timestamp = Some(Time("2026-11-30T10:00:00Z".parse().unwrap()));
+        s.status = Some(DebugSessionStatus {
+            phase: Some(Phase::Active),
+            ..Default::default()
+        });
+        let plain = sessions(std::slice::from_ref(&s), false, false, now);
+        assert!(!plain.contains("APPROVAL"), "{plain}");
+        let mut waiting = s.clone();
+        waiting.metadata.name = Some("waiting".into());
+        waiting.status = Some(DebugSessionStatus {
+            phase: Some(Phase::Pending),
+            message: Some("waiting for 1 approval".into()),
+            approval: Some(ApprovalStatus {
+                required: 1,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let mut denied = waiting.clone();
+        denied.metadata.name = Some("denied".into());
+        denied.status = Some(DebugSessionStatus {
+            phase: Some(Phase::Failed),
+            approval: Some(ApprovalStatus {
+                required: 1,
+                denied_by: Some("carol".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            sessions(&[s, waiting, denied], false, false, now),
+            "NAME      TARGET   MODE     PHASE     APPROVAL   EXPIRES   READY    AGE\n\
+             plain     <none>   <none>   Active    -          <none>    <none>   14s\n\
+             waiting   <none>   <none>   Pending   0/1        <none>    <none>   14s\n\
+             denied    <none>   <none>   Failed    denied     <none>    <none>   14s\n"
         );
     }
 }

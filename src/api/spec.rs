@@ -329,6 +329,11 @@ pub struct Shell {
     /// Arguments to the entrypoint; defaults to the image's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub args: Option<Vec<String>>,
+    /// Record the shell: a banner says so at the prompt, and everything the terminal shows
+    /// (the echo of what is typed included) stays in the shell container's log. The operator
+    /// may record every shell regardless (`--record-shell`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<bool>,
     /// Environment variables of the shell container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<Vec<EnvVar>>,

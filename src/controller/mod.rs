@@ -125,9 +125,14 @@ async fn reconcile_planned(session: &DebugSession, ctx: &Context) -> Result<Acti
         Err(refusal) => obs.refusal = Some(refusal),
     }
     let now = Timestamp::now();
+    obs.approval = observe::approvals(session, ctx, &obs, now);
     let mut plan = plan::plan(session, &obs, &ctx.settings, now);
-    // Defence in depth: before a spec generation first reaches the workload, the stamped
-    // requester must still hold the rights it needs (they may have been revoked since admission).
+    // Defence in depth: before a spec generation first reaches the workload, its approvers must
+    // still be allowed to approve, and the stamped requester must still hold the rights it
+    // needs (either may have been revoked since admission).
+    if plan.authorize && recheck_approvers(session, ctx, &mut obs).await? {
+        plan = plan::plan(session, &obs, &ctx.settings, now);
+    }
     if plan.authorize
         && let Some(stamp) = &obs.stamp
     {
@@ -200,6 +205,34 @@ async fn reconcile_planned(session: &DebugSession, ctx: &Context) -> Result<Acti
         .requeue
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))
+}
+
+/// Drops the approvals whose approvers may no longer approve; whether any went.
+async fn recheck_approvers(
+    session: &DebugSession,
+    ctx: &Context,
+    obs: &mut plan::Observed,
+) -> Result<bool> {
+    let Some(tally) = obs.approval.as_mut().filter(|t| t.required > 0) else {
+        return Ok(false);
+    };
+    let (ns, name) = (session.namespace().unwrap_or_default(), session.name_any());
+    let mut kept = Vec::new();
+    let mut dropped = false;
+    for a in std::mem::take(&mut tally.approvals) {
+        match authz::decide_approve(&ctx.client, &a.approver(), &ns, &name)
+            .await
+            .map_err(Error::Authorize)?
+        {
+            Ok(()) => kept.push(a),
+            Err(why) => {
+                tally.set_aside.push(why);
+                dropped = true;
+            }
+        }
+    }
+    tally.approvals = kept;
+    Ok(dropped)
 }
 
 /// The API server's own sentence for a refused request.

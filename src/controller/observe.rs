@@ -9,6 +9,8 @@ use super::Context;
 use super::act::copy::owned_by;
 use super::plan::{Holder, Observed};
 use crate::api::{DebugSession, HOLDER_ANNOTATION, Mode, Phase, TargetKind};
+use crate::session::approval::SessionId;
+use crate::session::approval::tally::{Count, Tally};
 use crate::session::copy::copy_name;
 use crate::session::stamp::{self, Stamp};
 use crate::session::validate::{self, Invalid};
@@ -176,4 +178,42 @@ pub(super) fn admission(session: &DebugSession, ctx: &Context) -> Result<Option<
         ctx.policy.check(&ns, &session.spec, &asked)?;
     }
     Ok(stamp)
+}
+
+/// The approvals of the session's current spec, as far as the operator can verify them: none
+/// without a stamp key (then a namespace that needs approval gets a tally that never passes).
+pub(super) fn approvals(
+    session: &DebugSession,
+    ctx: &Context,
+    obs: &Observed,
+    now: k8s_openapi::jiff::Timestamp,
+) -> Option<Tally> {
+    let ns = session.namespace().unwrap_or_default();
+    let rule = &ctx.policy.approval;
+    let required = rule.required(&ns, &obs.namespace_labels);
+    let Some(key) = ctx.stamp_key.as_deref() else {
+        return (required > 0).then(|| Tally {
+            required,
+            set_aside: vec![
+                "the operator runs without a stamp key, so it can verify no approval".into(),
+            ],
+            ..Tally::default()
+        });
+    };
+    let (name, uid) = (session.name_any(), session.uid().unwrap_or_default());
+    let digest = stamp::spec_digest(&session.spec);
+    let count = Count {
+        key,
+        session: SessionId {
+            namespace: &ns,
+            name: &name,
+            uid: &uid,
+        },
+        digest: &digest,
+        requester: obs.stamp.as_ref().map(|s| &s.requester),
+        required,
+        valid_for: rule.valid_for,
+        now,
+    };
+    Some(count.tally(session.annotations()))
 }

@@ -16,6 +16,7 @@
 //! - [`approval`]: approvals and denials by a second person, signed like the stamp, and the rules
 //!   that say where they are needed.
 //! - [`choice`]: the closed sets of names (modes, profiles) on the command line and in messages.
+//! - [`record`]: the recorded shell's command (a banner, the terminal kept in the log).
 //! - [`copy`]: the standalone pod of the Copy mode.
 //! - [`ephemeral`]: the ephemeral container of the Ephemeral mode and its request bodies.
 
@@ -28,6 +29,7 @@ pub mod mode;
 pub mod podsecurity;
 pub mod policy;
 pub mod profile;
+pub mod record;
 pub mod settings;
 pub mod stamp;
 pub mod syntax;

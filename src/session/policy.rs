@@ -28,6 +28,8 @@ pub struct Policy {
     pub allowed_capabilities: Vec<String>,
     /// Profiles sessions may ask for.
     pub allowed_profiles: Vec<Profile>,
+    /// Where sessions need a second person's approval.
+    pub approval: super::approval::rule::Rule,
 }
 
 impl Default for Policy {
@@ -40,6 +42,7 @@ impl Default for Policy {
             allowed_namespaces: Vec::new(),
             allowed_capabilities: settings::list(DEFAULT_ALLOWED_CAPABILITIES),
             allowed_profiles: super::profile::DEFAULT_ALLOWED.to_vec(),
+            approval: super::approval::rule::Rule::default(),
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Settings {
     pub default_image: String,
     /// The modes this operator runs (and holds the rights for).
     pub modes: Vec<Mode>,
+    /// Record every shell, whatever its session asks ([`super::record`]).
+    pub record_shell: bool,
 }
 
 impl Default for Settings {
@@ -50,6 +52,7 @@ impl Default for Settings {
             default_ttl: ttl::parse(DEFAULT_TTL).unwrap_or(MIN_TTL),
             default_image: DEFAULT_IMAGE.to_string(),
             modes: super::mode::parse_list(DEFAULT_MODES).unwrap_or_default(),
+            record_shell: false,
         }
     }
 }

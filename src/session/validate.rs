@@ -111,12 +111,17 @@ pub fn shell_container(spec: &DebugSessionSpec, settings: &Settings) -> Result<C
     if let Some(r) = &shell.resources {
         resources(r)?;
     }
+    let (command, args) = if shell.record.unwrap_or(false) || settings.record_shell {
+        super::record::wrap(shell.command.as_deref(), shell.args.as_deref())
+    } else {
+        (shell.command, shell.args)
+    };
     Ok(Container {
         name,
         image: Some(image),
         image_pull_policy: Some("IfNotPresent".into()),
-        command: shell.command,
-        args: shell.args,
+        command,
+        args,
         env: shell.env,
         resources: shell.resources,
         stdin: Some(shell.stdin.unwrap_or(true)),

@@ -108,6 +108,10 @@ async fn validate_handler(State(s): State<Arc<WebhookState>>, body: Bytes) -> Re
             let r = released(&s.client, &q).await;
             finish(Verdict::Released(q), r)
         }
+        Verdict::Approve(q) => {
+            let r = authz::check_approve(&s.client, &q.approver, &q.namespace, &q.name).await;
+            finish(Verdict::Approve(q), r)
+        }
         v => finish(v, Ok(())),
     };
     let resp = respond(&req, outcome);
@@ -254,6 +258,16 @@ pub fn mutate(req: &Request, key: &[u8], now: Timestamp) -> AdmissionResponse {
             old.data.get("spec").unwrap_or(&serde_json::Value::Null),
             obj.data.get("spec").unwrap_or(&serde_json::Value::Null),
         ),
+        (Operation::Update, Some(old)) => {
+            return match approve::decide(req, obj, old, key, now) {
+                None => AdmissionResponse::from(req),
+                Some(Err(m)) => deny(req, m),
+                Some(Ok(ops)) => match AdmissionResponse::from(req).with_patch(Patch(ops)) {
+                    Ok(resp) => resp,
+                    Err(e) => deny(req, format!("could not build the approval patch: {e}")),
+                },
+            };
+        }
         _ => return AdmissionResponse::from(req),
     };
     let (ns, name) = (namespace(req, obj), name(req, obj));
@@ -281,7 +295,9 @@ pub fn mutate(req: &Request, key: &[u8], now: Timestamp) -> AdmissionResponse {
         changed,
     };
     let stamp = stamp::annotations(key, &ns, &name, &stamp);
-    let patch = stamp_patch(obj.metadata.annotations.as_ref(), &stamp);
+    let mut patch = stamp_patch(obj.metadata.annotations.as_ref(), &stamp);
+    // Approvals were about the spec before; the new one needs its own.
+    patch.0.extend(approve::drop_records(obj));
     match AdmissionResponse::from(req).with_patch(patch) {
         Ok(resp) => resp,
         Err(e) => deny(req, format!("could not build the stamp patch: {e}")),
@@ -316,6 +332,8 @@ pub enum Verdict {
     Authorize(AuthzQuery),
     /// Admit only if the workload no longer carries the session's fields.
     Released(HeldQuery),
+    /// Admit only if the sender may approve the session (see [`authz::check_approve`]).
+    Approve(ApproveQuery),
 }
 
 /// Combines a verdict with the outcome of the check it asked for (ignored unless it asked).
@@ -323,7 +341,7 @@ pub fn finish(v: Verdict, check: Result<(), String>) -> Result<(), String> {
     match v {
         Verdict::Allow => Ok(()),
         Verdict::Deny(m) => Err(m),
-        Verdict::Authorize(_) | Verdict::Released(_) => check,
+        Verdict::Authorize(_) | Verdict::Released(_) | Verdict::Approve(_) => check,
     }
 }
 
@@ -367,6 +385,11 @@ fn spec_verdict(req: &Request, obj: &DynamicObject, rules: &Rules) -> Verdict {
     if let Err(e) = validate::session_name(&ns, &name) {
         return Verdict::Deny(e.message);
     }
+    if req.operation == Operation::Create
+        && let Some(v) = approve::at_create(obj)
+    {
+        return v;
+    }
     // The mutating webhook ran before us: the stamp must be there, valid for this spec, and name
     // the very user who sends this request.
     let who = sender(req);
@@ -395,7 +418,11 @@ fn update_verdict(req: &Request, rules: &Rules) -> Verdict {
     };
     let by_operator = operator.is_some_and(|op| req.user_info.username.as_deref() == Some(op));
     let drops_finalizer = has_finalizer(old) && !has_finalizer(new) && !by_operator;
+    let decision = approve::verdict(req, new, old, rules, spec_changed(new, old));
     if spec_changed(new, old) {
+        if let Some(v) = decision {
+            return v;
+        }
         if drops_finalizer {
             return Verdict::Deny(format!(
                 "change the spec and remove the finalizer {FINALIZER} in separate requests"
@@ -410,6 +437,14 @@ fn update_verdict(req: &Request, rules: &Rules) -> Verdict {
             "the requester stamp ({}) is immutable: it records who asked for the spec as it stands, and changes only with the spec",
             stamp::KEYS.join(", ")
         ));
+    }
+    if let Some(v) = decision {
+        if drops_finalizer {
+            return Verdict::Deny(format!(
+                "approve or deny and remove the finalizer {FINALIZER} in separate requests"
+            ));
+        }
+        return v;
     }
     if drops_finalizer {
         let (kind, name) = held_target(old);
@@ -432,5 +467,8 @@ fn held_target(obj: &DynamicObject) -> (TargetKind, String) {
     }
 }
 
+mod approve;
 #[cfg(test)]
 mod tests;
+
+pub use approve::ApproveQuery;

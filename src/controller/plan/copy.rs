@@ -135,7 +135,7 @@ impl Planner<'_> {
     /// A new generation of a session whose shell cannot change (Copy, Ephemeral): every check
     /// a start passes, and nothing but the TTL changed.
     pub(super) fn check_fixed_spec(
-        &self,
+        &mut self,
         obs: &Observed,
         settings: &Settings,
         why: &str,
@@ -144,6 +144,7 @@ impl Planner<'_> {
         if let Some(refusal) = &obs.refusal {
             return Err(refusal.clone());
         }
+        self.approval_check(obs)?;
         if self.status.fixed_spec.as_deref() != Some(fixed_spec(&self.session.spec).as_str()) {
             return Err(Invalid {
                 reason: reason::INVALID_OPTIONS,

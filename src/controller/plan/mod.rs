@@ -62,6 +62,8 @@ pub struct Observed {
     pub refusal: Option<Invalid>,
     /// The verified stamp of the current spec (none when the operator runs without stamps).
     pub stamp: Option<Stamp>,
+    /// The approvals of the current spec (none when the operator cannot verify any).
+    pub approval: Option<crate::session::approval::tally::Tally>,
 }
 
 /// The change to make to the workload.
@@ -295,6 +297,7 @@ fn until(now: Timestamp, t: Timestamp) -> Duration {
     Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO) + Duration::from_millis(100)
 }
 
+mod approval;
 mod copy;
 mod ephemeral;
 pub mod render;

@@ -100,8 +100,20 @@ pub fn render(step: &Step, scene: &Scene, status: &mut DebugSessionStatus, notes
             };
             r.note(false, reason::REVERTED, format!("session deleted: {what}"))
         }
+        Step::AwaitingApproval {
+            missing,
+            required,
+            approvers,
+            set_aside,
+            expired,
+            command,
+        } => r.awaiting_approval(*missing, *required, approvers, set_aside, *expired, command),
+        Step::Approved { by } => r.approved(by),
+        Step::Denied { by, reason } => r.denied(by, reason),
     }
 }
+
+mod approval;
 
 struct Render<'a, 'b> {
     scene: &'a Scene<'b>,

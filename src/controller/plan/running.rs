@@ -4,6 +4,9 @@ use super::*;
 
 impl Planner<'_> {
     pub(super) fn plan_running(&mut self, obs: &Observed, settings: &Settings) {
+        if self.denied_while_running(obs) {
+            return;
+        }
         self.lock_target();
         // Sessions that started before modes existed ran in Patch mode.
         match self.status.mode.unwrap_or(Mode::Patch) {
@@ -163,7 +166,7 @@ impl Planner<'_> {
     /// Every check a start passes, for a new spec generation of a running session: TTL, shell,
     /// stamp and policy (in `obs.refusal`), container names and Pod Security.
     fn check_new_spec(
-        &self,
+        &mut self,
         obs: &Observed,
         settings: &Settings,
         workload: &Workload,
@@ -173,6 +176,7 @@ impl Planner<'_> {
         if let Some(refusal) = &obs.refusal {
             return Err(refusal.clone());
         }
+        self.approval_check(obs)?;
         let own = self
             .status
             .shell_container

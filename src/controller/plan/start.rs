@@ -18,6 +18,10 @@ impl Planner<'_> {
         if let Some(refusal) = &obs.refusal {
             return self.fail(refusal.clone());
         }
+        // Nothing touches the target before the approvals its namespace asks for.
+        if !self.approval_gate(obs) {
+            return;
+        }
         let Some(workload) = &obs.workload else {
             return self.fail(Invalid {
                 reason: reason::TARGET_NOT_FOUND,

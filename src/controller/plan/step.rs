@@ -49,6 +49,22 @@ pub enum Step {
     Retrying { error: String },
     /// The session is being deleted and its changes were released.
     Deleted,
+    /// The spec needs `missing` more approvals (of `required`) before it may run.
+    AwaitingApproval {
+        missing: u32,
+        required: u32,
+        approvers: Vec<String>,
+        /// Why recorded approvals do not count.
+        set_aside: Vec<String>,
+        /// An approval would count but for its age.
+        expired: bool,
+        /// The command that approves.
+        command: String,
+    },
+    /// The spec has every approval it needs.
+    Approved { by: Vec<String> },
+    /// Somebody who may approve denied the session; it ends.
+    Denied { by: String, reason: String },
 }
 
 /// The shell's progress through the pods.
