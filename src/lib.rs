@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod audit;
 pub mod authz;
 pub mod controller;
 pub mod faultpoint;

@@ -200,7 +200,8 @@ async fn reconcile_planned(session: &DebugSession, ctx: &Context) -> Result<Acti
     if expiring {
         faultpoint::reach(faultpoint::AFTER_RELEASE).await;
     }
-    report(session, ctx, &plan, now).await?;
+    let requester = obs.stamp.as_ref().map(|s| s.requester.username.as_str());
+    report(session, ctx, &plan, requester, now).await?;
     Ok(plan
         .requeue
         .map(Action::requeue)
@@ -245,10 +246,13 @@ fn api_message(e: &kube::Error) -> String {
 
 async fn cleanup(session: &DebugSession, ctx: &Context) -> Result<Action> {
     let obs = observe_target(session, ctx).await?;
-    let plan = plan::plan_cleanup(session, &obs, Timestamp::now());
+    let now = Timestamp::now();
+    let plan = plan::plan_cleanup(session, &obs, now);
     act(session, ctx, &plan).await?;
     faultpoint::reach(faultpoint::CLEANUP_AFTER_RELEASE).await;
     publish(session, ctx, &plan).await;
+    report::audit_deleted(session, ctx, &plan, now);
+    ctx.metrics.ended_by_deletion(session);
     ctx.metrics.forget(session);
     info!(action = ?plan.action, "session deleted");
     Ok(Action::await_change())

@@ -11,13 +11,16 @@ use tracing::warn;
 use super::Context;
 use super::plan::Plan;
 use crate::api::{DebugSession, DebugSessionStatus, STATUS_MANAGER};
+use crate::audit;
 use crate::{Error, Result};
 
-/// Writes the planned status (when it changed), records events and metrics.
+/// Writes the planned status (when it changed), records events, the audit trail and metrics.
+/// `requester` is the user of the verified stamp.
 pub(super) async fn report(
     session: &DebugSession,
     ctx: &Context,
     plan: &Plan,
+    requester: Option<&str>,
     now: Timestamp,
 ) -> Result<()> {
     let old = session.status.clone().unwrap_or_default();
@@ -25,9 +28,41 @@ pub(super) async fn report(
         write_status(session, ctx, &plan.status).await?;
     }
     publish(session, ctx, plan).await;
+    for event in audit::transitions(&old, &plan.status) {
+        audit::emit(&audit::record(
+            session,
+            &plan.status,
+            event,
+            requester,
+            &ctx.settings,
+            now,
+        ));
+    }
     ctx.metrics
         .observe_transition(session, &old, &plan.status, now);
     Ok(())
+}
+
+/// The audit trail of a deleted session: it ended (unless it had), and what it changed is back.
+pub(super) fn audit_deleted(session: &DebugSession, ctx: &Context, plan: &Plan, now: Timestamp) {
+    let status = session.status.clone().unwrap_or_default();
+    let mut events = Vec::new();
+    if status.ended_at.is_none() {
+        events.push(audit::Transition::Ended);
+    }
+    if plan.action != super::plan::WorkloadAction::None {
+        events.push(audit::Transition::Reverted);
+    }
+    for event in events {
+        audit::emit(&audit::record(
+            session,
+            &status,
+            event,
+            None,
+            &ctx.settings,
+            now,
+        ));
+    }
 }
 
 pub(super) async fn write_status(

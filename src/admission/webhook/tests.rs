@@ -580,3 +580,5 @@ async fn serve_tls_answers_admission_reviews() {
     let _ = tx.send(());
     server.await.unwrap().unwrap();
 }
+
+mod approvals;
