@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use debugsession_operator::session::approval::rule::{DEFAULT_APPROVERS, DEFAULT_VALID_FOR};
 use debugsession_operator::session::mode;
 use debugsession_operator::session::settings::{
     DEFAULT_ALLOWED_CAPABILITIES, DEFAULT_ALLOWED_IMAGES, DEFAULT_ALLOWED_PROFILES,
@@ -147,4 +148,24 @@ fn kustomize_manager_sets_the_operator_defaults() {
         DEFAULT_ALLOWED_PROFILES
     );
     assert_eq!(get("DEBUGSESSION_MODES"), DEFAULT_MODES);
+    assert_eq!(get("DEBUGSESSION_RECORD_SHELL"), "false");
+    assert_eq!(get("DEBUGSESSION_APPROVERS"), DEFAULT_APPROVERS.to_string());
+    assert_eq!(get("DEBUGSESSION_APPROVAL_VALID_FOR"), DEFAULT_VALID_FOR);
+}
+
+#[test]
+fn the_chart_says_the_approval_defaults() {
+    let values = &yaml("charts/debugsession-operator/values.yaml")[0];
+    let approval = &values["approval"];
+    assert_eq!(
+        approval["approvers"].as_u64(),
+        Some(DEFAULT_APPROVERS.into())
+    );
+    assert_eq!(approval["validFor"].as_str(), Some(DEFAULT_VALID_FOR));
+    assert!(
+        strings(&approval["namespaces"]).is_empty(),
+        "no namespace needs approval by default"
+    );
+    assert_eq!(approval["namespaceSelector"].as_str(), Some(""));
+    assert_eq!(values["policy"]["recordShell"].as_bool(), Some(false));
 }
