@@ -296,6 +296,7 @@ def test_default_render_objects(chart):
         ("ClusterRole", "debugsession-operator"),
         ("ClusterRole", "debugsession-view"),
         ("ClusterRole", "debugsession-edit"),
+        ("ClusterRole", "debugsession-approve"),
         ("ClusterRoleBinding", "debugsession-operator"),
         ("Role", "debugsession-operator-leader-election"),
         ("RoleBinding", "debugsession-operator-leader-election"),
@@ -613,6 +614,44 @@ def test_aggregated_user_roles(chart):
     assert {"create", "delete"} <= set(edit["rules"][0]["verbs"])
     for role in (view, edit):
         assert all(r["apiGroups"] == ["debugsession.dev"] for r in role["rules"])
+
+
+def test_approver_role_is_not_aggregated_and_can_be_left_out(chart):
+    role = one(render(chart), "ClusterRole", "debugsession-approve")
+    assert not any(k.startswith("rbac.authorization.k8s.io/aggregate") for k in role["metadata"]["labels"])
+    assert role["rules"] == [{"apiGroups": ["debugsession.dev"], "resources": ["debugsessions"],
+                              "verbs": ["get", "list", "watch", "patch", "approve"]}]
+    docs = render(chart, {"approval": {"createApproverRole": False}})
+    assert find(docs, "ClusterRole", "debugsession-approve") == []
+
+
+def test_approval_and_recording_env(chart):
+    env = env_of(container(render(chart)))
+    assert env["DEBUGSESSION_APPROVERS"] == "1"
+    assert env["DEBUGSESSION_APPROVAL_VALID_FOR"] == "1h"
+    assert env["DEBUGSESSION_RECORD_SHELL"] == "false"
+    assert "DEBUGSESSION_APPROVAL_NAMESPACES" not in env
+    assert "DEBUGSESSION_APPROVAL_NAMESPACE_SELECTOR" not in env
+    env = env_of(container(render(chart, {
+        "approval": {"namespaces": ["prod-*", "payments"], "namespaceSelector": "tier=critical",
+                     "approvers": 2, "validFor": "15m"},
+        "policy": {"recordShell": True}})))
+    assert env["DEBUGSESSION_APPROVAL_NAMESPACES"] == "prod-*,payments"
+    assert env["DEBUGSESSION_APPROVAL_NAMESPACE_SELECTOR"] == "tier=critical"
+    assert env["DEBUGSESSION_APPROVERS"] == "2"
+    assert env["DEBUGSESSION_APPROVAL_VALID_FOR"] == "15m"
+    assert env["DEBUGSESSION_RECORD_SHELL"] == "true"
+
+
+@pytest.mark.parametrize("values, needle", [
+    ({"approval": {"approvers": 0}}, "approvers"),
+    ({"approval": {"validFor": "soon"}}, "validFor"),
+    ({"approval": {"namespaceSelector": "a;b"}}, "namespaceSelector"),
+])
+def test_schema_rejects_bad_approval_values(chart, values, needle):
+    with pytest.raises(Exception) as e:
+        render(chart, values)
+    assert needle in str(e.value)
 
 
 # --- webhook ------------------------------------------------------------------------------------------------
