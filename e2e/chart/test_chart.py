@@ -488,9 +488,9 @@ def rules_have_no_wildcards(docs):
 
 
 def operator_roles(docs):
-    """The operator's own ClusterRole and Roles (not the user roles debugsession-view/-edit)."""
+    """The operator's own ClusterRole and Roles (not the user roles debugsession-view/-edit/-approve)."""
     return [d for d in docs if d["kind"] in ("ClusterRole", "Role")
-            and d["metadata"]["name"] not in ("debugsession-view", "debugsession-edit")]
+            and d["metadata"]["name"] not in ("debugsession-view", "debugsession-edit", "debugsession-approve")]
 
 
 def test_operator_rbac_is_exactly_what_it_uses(chart):
