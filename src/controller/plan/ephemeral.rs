@@ -107,7 +107,7 @@ impl Planner<'_> {
                 ),
             })
             .collect();
-        self.requeue = Some(POLL_STARTING);
+        self.requeue = Some(self.poll_starting());
         self.action = WorkloadAction::AddEphemeral {
             pods: names,
             shell: Box::new(container),

@@ -124,6 +124,10 @@ const POLL_APPLYING: Duration = Duration::from_secs(5);
 const POLL_ACTIVE: Duration = Duration::from_secs(60);
 /// An ephemeral shell starting: no watch event announces it.
 const POLL_STARTING: Duration = Duration::from_secs(1);
+/// ... and in its first seconds, when most shells come up.
+const POLL_STARTING_FIRST: Duration = Duration::from_millis(250);
+/// How long after the start the faster look-again lasts.
+const STARTING_FIRST: Duration = Duration::from_secs(3);
 /// A foreign holder annotation: the workload watch wakes the session when it goes; this is
 /// only the safety net.
 const POLL_FOREIGN: Duration = Duration::from_secs(30);
@@ -255,6 +259,22 @@ impl<'a> Planner<'a> {
             pod: copy.metadata.name.clone().unwrap_or_default(),
             uid: copy.metadata.uid.clone().unwrap_or_default(),
         })
+    }
+
+    /// How soon to look again at an ephemeral shell that is starting: every 250 ms in its
+    /// first 3 s, then every second.
+    fn poll_starting(&self) -> Duration {
+        let since = self
+            .status
+            .started_at
+            .as_ref()
+            .map(|t| Duration::try_from(self.now.duration_since(t.0)).unwrap_or(Duration::ZERO))
+            .unwrap_or(Duration::ZERO);
+        if since < STARTING_FIRST {
+            POLL_STARTING_FIRST
+        } else {
+            POLL_STARTING
+        }
     }
 
     fn fail(&mut self, invalid: Invalid) {

@@ -104,7 +104,7 @@ impl Planner<'_> {
             POLL_ACTIVE
         } else if e.ephemeral {
             // Nothing wakes the session when an ephemeral container starts: look again soon.
-            POLL_STARTING
+            self.poll_starting()
         } else {
             POLL_APPLYING
         };

@@ -155,6 +155,8 @@ fn ephemeral_adds_a_bounded_shell_to_every_running_pod() {
     assert_eq!(command[..4], ["timeout", "-s", "KILL", "900"]);
     assert!(shell.security_context.is_some());
     assert_eq!(p.status.ready_pods.as_deref(), Some("0/2"));
+    // Nothing announces the shell's start: look again soon, sooner in its first seconds.
+    assert_eq!(p.requeue, Some(Duration::from_millis(250)));
 
     // The shells run: Active.
     let name = shell.name.clone();
@@ -170,6 +172,27 @@ fn ephemeral_adds_a_bounded_shell_to_every_running_pod() {
             .unwrap();
         p
     };
+    let starting = |pod: &str| {
+        let mut p = with_shell(pod);
+        p.status =
+            serde_json::from_value(json!({"phase": "Running", "ephemeralContainerStatuses": [
+            {"name": name, "ready": false, "restartCount": 0, "image": "b", "imageID": "",
+             "state": {"waiting": {"reason": "ContainerCreating"}}}]}))
+            .unwrap();
+        p
+    };
+    let waiting = Observed {
+        pods: vec![starting("web-a"), starting("web-b")],
+        ..free_workload()
+    };
+    let mut later = s.clone();
+    let p = step(&mut later, &waiting, 2);
+    assert_eq!(p.status.phase, Some(Phase::Applying), "{:?}", p.status);
+    assert_eq!(p.requeue, Some(Duration::from_millis(250)));
+    assert_eq!(
+        step(&mut later, &waiting, 4).requeue,
+        Some(Duration::from_secs(1))
+    );
     let obs = Observed {
         pods: vec![with_shell("web-a"), with_shell("web-b")],
         ..free_workload()
