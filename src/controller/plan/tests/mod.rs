@@ -83,6 +83,7 @@ fn ready_reason(p: &Plan) -> &str {
         .unwrap_or("")
 }
 
+mod approval;
 mod modes;
 mod running;
 mod start;
