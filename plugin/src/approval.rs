@@ -17,15 +17,56 @@ use serde_json::{Value, json};
 use crate::explain::{self, Doing};
 use crate::session;
 
+/// What a refused precondition (409) becomes while approving.
+const CHANGED_MARK: &str = "the session changed since it was read";
+
 /// The comment an approval carries when `--comment` gives none.
 pub const DEFAULT_COMMENT: &str = "approved";
 
-/// The merge patch that asks to approve the session's current spec.
-pub fn approve_patch(comment: Option<&str>) -> Value {
+/// The merge patch that asks to approve the session's current spec. With the resourceVersion
+/// the approver looked at, the API server refuses it (409) when the session changed since: nobody
+/// approves a spec they have not seen.
+pub fn approve_patch(comment: Option<&str>, resource_version: Option<&str>) -> Value {
     let comment = comment
         .filter(|c| !c.trim().is_empty())
         .unwrap_or(DEFAULT_COMMENT);
-    json!({"metadata": {"annotations": {APPROVE: comment}}})
+    let mut patch = json!({"metadata": {"annotations": {APPROVE: comment}}});
+    if let Some(rv) = resource_version {
+        patch["metadata"]["resourceVersion"] = json!(rv);
+    }
+    patch
+}
+
+/// What is being approved, in one line: `Deployment/web, mode Patch, profile general, TTL 15m,
+/// image busybox:1.36, requested by alice`.
+pub fn summary(s: &DebugSession) -> String {
+    let spec = &s.spec;
+    let shell = spec.shell.clone().unwrap_or_default();
+    let mut parts = vec![
+        format!("{}/{}", spec.target.kind, spec.target.name),
+        format!("mode {}", s.mode()),
+        format!(
+            "profile {}",
+            spec.profile
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "general".into())
+        ),
+        format!("TTL {}", spec.ttl.as_deref().unwrap_or("default")),
+        format!(
+            "image {}",
+            shell.image.as_deref().unwrap_or("the operator's default")
+        ),
+    ];
+    if let Some(pod) = &spec.target.pod {
+        parts.insert(1, format!("pod {pod}"));
+    }
+    if shell.record == Some(true) {
+        parts.push("recorded".into());
+    }
+    if let Some(r) = annotations(s).get(debugsession_operator::session::stamp::REQUESTER) {
+        parts.push(format!("requested by {r}"));
+    }
+    parts.join(", ")
 }
 
 /// The merge patch that asks to deny the session.
@@ -112,7 +153,10 @@ async fn request(
     let after = api
         .patch(name, &PatchParams::default(), &Patch::Merge(patch))
         .await
-        .map_err(|e| explain::api(&e, doing))?;
+        .map_err(|e| match &e {
+            kube::Error::Api(s) if s.code == 409 => format!("{CHANGED_MARK}: {}", s.message),
+            _ => explain::api(&e, doing),
+        })?;
     if annotations(&after).contains_key(key) {
         // No webhook consumed the request: take it back rather than leave it lying around.
         let undo = json!({"metadata": {"annotations": {key: null}}});
@@ -134,15 +178,30 @@ pub async fn approve(
 ) -> Result<(), String> {
     let before = session::get(api, name, namespace).await?;
     let (had, _) = approval::read(&annotations(&before)).unwrap_or_default();
-    let after = request(
-        api,
-        name,
-        namespace,
-        "approve",
-        APPROVE,
-        &approve_patch(comment),
-    )
-    .await?;
+    eprintln!("approving debugsession {name}: {}", summary(&before));
+    let seen = before.metadata.resource_version.clone();
+    let mut attempt = before.clone();
+    let mut tries = 0;
+    let after = loop {
+        tries += 1;
+        let patch = approve_patch(comment, attempt.metadata.resource_version.as_deref());
+        match request(api, name, namespace, "approve", APPROVE, &patch).await {
+            Ok(after) => break after,
+            Err(e) if e.contains(CHANGED_MARK) && tries < 5 => {
+                // Something changed since we looked: go on only if the spec did not.
+                attempt = session::get(api, name, namespace).await?;
+                if attempt.metadata.generation != before.metadata.generation {
+                    return Err(format!(
+                        "debugsession/{name} changed while you approved it (generation {} is now {}; resourceVersion {} was seen): look at it again (kubectl debugsession status {name} -n {namespace}) and approve again",
+                        before.metadata.generation.unwrap_or_default(),
+                        attempt.metadata.generation.unwrap_or_default(),
+                        seen.as_deref().unwrap_or("?"),
+                    ));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let (now, _) =
         approval::read(&annotations(&after)).map_err(|e| format!("debugsession/{name}: {e}"))?;
     let d = new_approval(&had, &now).ok_or_else(|| {
@@ -208,17 +267,41 @@ mod tests {
     }
 
     #[test]
+    fn the_summary_says_what_is_approved() {
+        let mut s = DebugSession::new(
+            "dbg",
+            DebugSessionSpec {
+                ttl: Some("15m".into()),
+                ..DebugSessionSpec::new(TargetKind::Deployment, "web")
+            },
+        );
+        s.metadata.annotations = Some(BTreeMap::from([(
+            "debugsession.dev/requester".to_string(),
+            "alice".to_string(),
+        )]));
+        assert_eq!(
+            summary(&s),
+            "Deployment/web, mode Patch, profile general, TTL 15m, image the operator's default, requested by alice"
+        );
+    }
+
+    #[test]
     fn the_patch_bodies() {
         assert_eq!(
-            approve_patch(Some("looks fine")),
+            approve_patch(Some("looks fine"), None),
             json!({"metadata": {"annotations": {"debugsession.dev/approve": "looks fine"}}})
         );
         for none in [None, Some(""), Some("  ")] {
             assert_eq!(
-                approve_patch(none)["metadata"]["annotations"]["debugsession.dev/approve"],
+                approve_patch(none, None)["metadata"]["annotations"]["debugsession.dev/approve"],
                 "approved"
             );
         }
+        // The version the approver saw is a precondition.
+        assert_eq!(
+            approve_patch(None, Some("42"))["metadata"]["resourceVersion"],
+            "42"
+        );
         assert_eq!(
             deny_patch("not during the freeze"),
             json!({"metadata": {"annotations": {"debugsession.dev/deny": "not during the freeze"}}})
