@@ -67,7 +67,12 @@ pub async fn run(
     });
     // Fields of sessions that vanished without their revert: released by the orphan sweep,
     // which runs where the controller runs (on the leader).
-    let sweep = tokio::spawn(sweep::run(client.clone(), ctx.recorder.clone(), shutdown));
+    let sweep = tokio::spawn(sweep::run(
+        client.clone(),
+        ctx.recorder.clone(),
+        Some(store.clone()),
+        shutdown,
+    ));
     controller
         .run(reconcile, error_policy, ctx)
         .for_each(|res| async move {

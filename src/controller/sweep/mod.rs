@@ -29,6 +29,7 @@ use kube::api::{Api, ObjectMeta};
 use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event as Watched};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
@@ -100,11 +101,15 @@ pub fn orphan_note(namespace: &str, session: &str) -> String {
 /// Returns how many managers were released. Every candidate is tried; when any step failed the
 /// first error is returned ([`Error::ReadHolder`] for a session GET, [`Error::ReadWorkload`] for
 /// the workload GET, [`Error::Revert`] for a release) after the others were done.
+/// `cache`, the controller's store of DebugSessions, spares the GET of a session it holds (a
+/// session in the store exists, or its deletion is on its way to the sweep as an event); a
+/// session it lacks is always read live.
 pub async fn sweep_workload(
     client: &Client,
     recorder: &Recorder,
     kind: TargetKind,
     meta: &ObjectMeta,
+    cache: Option<&Store<DebugSession>>,
 ) -> Result<usize> {
     let candidates = session_managers(meta);
     let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
@@ -117,6 +122,10 @@ pub async fn sweep_workload(
     let sessions = Api::<DebugSession>::namespaced(client.clone(), ns);
     let mut exists = HashMap::new();
     for session in &candidates {
+        if cache.is_some_and(|c| c.get(&ObjectRef::new(session).within(ns)).is_some()) {
+            exists.insert(session.clone(), true);
+            continue;
+        }
         match sessions.get_opt(session).await {
             Ok(found) => {
                 exists.insert(session.clone(), found.is_some());
@@ -305,11 +314,14 @@ struct Sweeper {
     client: Client,
     recorder: Recorder,
     pending: HashMap<Key, Pending>,
+    /// The controller's store of DebugSessions (see [`sweep_workload`]).
+    cache: Option<Store<DebugSession>>,
 }
 
 impl Sweeper {
     /// A workload was listed or changed.
-    async fn seen(&mut self, kind: TargetKind, meta: ObjectMeta) {
+    /// `cached`: whether the store may answer for the sessions (not when one was just deleted).
+    async fn seen(&mut self, kind: TargetKind, meta: ObjectMeta, cached: bool) {
         let key = Key::of(kind, &meta);
         if session_managers(&meta).is_empty() {
             self.pending.remove(&key);
@@ -320,11 +332,12 @@ impl Sweeper {
             p.meta = meta;
             return;
         }
-        self.sweep(key, meta, 0).await;
+        self.sweep(key, meta, 0, cached).await;
     }
 
-    async fn sweep(&mut self, key: Key, meta: ObjectMeta, failures: u32) {
-        match sweep_workload(&self.client, &self.recorder, key.kind, &meta).await {
+    async fn sweep(&mut self, key: Key, meta: ObjectMeta, failures: u32, cached: bool) {
+        let cache = self.cache.as_ref().filter(|_| cached);
+        match sweep_workload(&self.client, &self.recorder, key.kind, &meta, cache).await {
             Ok(n) => {
                 if n > 0 {
                     debug!(kind = %key.kind, namespace = %key.namespace, workload = %key.name, released = n, "orphan sweep done");
@@ -362,7 +375,7 @@ impl Sweeper {
             .collect();
         for key in due {
             if let Some(p) = self.pending.remove(&key) {
-                self.sweep(key, p.meta, p.failures).await;
+                self.sweep(key, p.meta, p.failures, false).await;
             }
         }
     }
@@ -370,7 +383,7 @@ impl Sweeper {
     /// A session was deleted: its target may carry fields that nothing else will release.
     async fn session_gone(&mut self, ns: &str, kind: TargetKind, name: &str) {
         match live_meta(&self.client, kind, ns, name).await {
-            Ok(Some(meta)) => self.seen(kind, meta).await,
+            Ok(Some(meta)) => self.seen(kind, meta, false).await,
             Ok(None) => {}
             Err(e) => {
                 warn!(%kind, namespace = %ns, workload = %name, error = %e, "orphan sweep: could not read the target of a deleted session")
@@ -380,7 +393,9 @@ impl Sweeper {
 
     async fn handle(&mut self, (kind, res): Item) {
         match res {
-            Ok(Watched::Apply(meta) | Watched::InitApply(meta)) => self.seen(kind, meta).await,
+            Ok(Watched::Apply(meta) | Watched::InitApply(meta)) => {
+                self.seen(kind, meta, true).await
+            }
             Ok(Watched::Delete(meta)) => {
                 self.pending.remove(&Key::of(kind, &meta));
             }
@@ -395,7 +410,12 @@ impl Sweeper {
 /// of session managers whose DebugSession no longer exists (see [`sweep_workload`]); the initial
 /// list is the start-up sweep. A workload whose sweep fails is retried with backoff (2s doubling
 /// to 5min), not on every event. Runs until `shutdown` resolves.
-pub async fn run(client: Client, recorder: Recorder, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    client: Client,
+    recorder: Recorder,
+    cache: Option<Store<DebugSession>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let workloads = stream::select_all([
         watch::<Deployment>(&client, TargetKind::Deployment),
         watch::<StatefulSet>(&client, TargetKind::StatefulSet),
@@ -407,6 +427,7 @@ pub async fn run(client: Client, recorder: Recorder, shutdown: impl Future<Outpu
         client,
         recorder,
         pending: HashMap::new(),
+        cache,
     };
     let mut shutdown = std::pin::pin!(shutdown);
     loop {

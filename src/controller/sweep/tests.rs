@@ -192,7 +192,7 @@ async fn sweep(
 ) -> Result<usize> {
     tokio::time::timeout(
         Duration::from_secs(5),
-        sweep_workload(client, recorder, kind, meta),
+        sweep_workload(client, recorder, kind, meta, None),
     )
     .await
     .expect("sweep_workload sent an unexpected request")
@@ -401,6 +401,7 @@ async fn a_failed_sweep_waits_for_its_retry() {
         client,
         recorder,
         pending: HashMap::new(),
+        cache: None,
     };
     let cached = meta(workload_meta(&["debugsession/team/dbg"]));
     let key = Key::of(TargetKind::Deployment, &cached);
@@ -410,7 +411,9 @@ async fn a_failed_sweep_waits_for_its_retry() {
         next(&mut handle, 500, Some(boom)).await;
         handle
     });
-    sweeper.seen(TargetKind::Deployment, cached.clone()).await;
+    sweeper
+        .seen(TargetKind::Deployment, cached.clone(), true)
+        .await;
     let mut handle = server.await.unwrap();
     let first_due = sweeper.pending[&key].due;
     assert_eq!(sweeper.pending[&key].failures, 1);
@@ -419,9 +422,12 @@ async fn a_failed_sweep_waits_for_its_retry() {
     // Another change of the workload before the retry is due: no request (it would hang).
     let quiet = Duration::from_millis(300);
     let newer = meta(workload_meta(&["debugsession/team/dbg", "kubectl"]));
-    tokio::time::timeout(quiet, sweeper.seen(TargetKind::Deployment, newer.clone()))
-        .await
-        .expect("no request before the retry is due");
+    tokio::time::timeout(
+        quiet,
+        sweeper.seen(TargetKind::Deployment, newer.clone(), true),
+    )
+    .await
+    .expect("no request before the retry is due");
     tokio::time::timeout(quiet, sweeper.retry_due())
         .await
         .expect("nothing is due yet");
@@ -463,7 +469,11 @@ async fn a_failed_sweep_waits_for_its_retry() {
         },
     );
     sweeper
-        .seen(TargetKind::Deployment, meta(workload_meta(&["kubectl"])))
+        .seen(
+            TargetKind::Deployment,
+            meta(workload_meta(&["kubectl"])),
+            true,
+        )
         .await;
     assert!(sweeper.pending.is_empty());
     sweeper.pending.insert(
@@ -547,9 +557,12 @@ async fn run_sweeps_the_initial_list_and_stops_on_shutdown() {
     let shutdown = async move {
         let _ = stopped.await;
     };
-    tokio::time::timeout(Duration::from_secs(10), run(client, recorder, shutdown))
-        .await
-        .expect("run stops on shutdown");
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        run(client, recorder, None, shutdown),
+    )
+    .await
+    .expect("run stops on shutdown");
     let (seen, _held) = server.await.unwrap();
     let patches: Vec<_> = seen.iter().filter(|s| s.0 == Method::PATCH).collect();
     assert_eq!(patches.len(), 1, "{seen:?}");
@@ -566,6 +579,8 @@ async fn run_sweeps_the_initial_list_and_stops_on_shutdown() {
 async fn run_is_send() {
     fn assert_send<T: Send>(_: &T) {}
     let (client, recorder, _handle) = mock();
-    let fut = run(client, recorder, async {});
+    let fut = run(client, recorder, None, async {});
     assert_send(&fut);
 }
+
+mod cache;
