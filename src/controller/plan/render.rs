@@ -113,6 +113,19 @@ pub fn render(step: &Step, scene: &Scene, status: &mut DebugSessionStatus, notes
     }
 }
 
+/// The message while the shell makes its way into the pods.
+fn rolling(s: &Scene, ready: usize, desired: usize) -> String {
+    match s.mode {
+        Mode::Patch => format!(
+            "waiting for the pods of {} to roll: {ready}/{desired} carry a ready debug shell",
+            s.target_ref()
+        ),
+        _ => format!(
+            "waiting for the debug shell to start: {ready}/{desired} pods carry a ready one"
+        ),
+    }
+}
+
 mod approval;
 
 struct Render<'a, 'b> {
@@ -234,9 +247,12 @@ impl Render<'_, '_> {
                 format!("the ephemeral shell runs in pod {list} until the session expires"),
             ),
         };
-        self.note(false, reason::APPLIED, message.clone());
-        self.phase(Phase::Applying, &message);
-        self.condition(condition::READY, false, reason::ROLLING_OUT, &message);
+        self.note(false, reason::APPLIED, message);
+        // The status says what the first look at the pods will say, so that look writes
+        // nothing new.
+        let waiting = rolling(self.scene, 0, desired.max(0) as usize);
+        self.phase(Phase::Applying, &waiting);
+        self.condition(condition::READY, false, reason::ROLLING_OUT, &waiting);
         self.condition(condition::REVERTED, false, reason::NOT_REVERTED, &kept);
         self.status.ready_pods = Some(format!("0/{desired}"));
     }
@@ -316,18 +332,7 @@ impl Render<'_, '_> {
                     lacking.join(" ")
                 ),
             ),
-            Rollout::Rolling if s.mode == Mode::Patch => (
-                reason::ROLLING_OUT,
-                format!(
-                    "waiting for the pods of {target} to roll: {ready}/{desired} carry a ready debug shell"
-                ),
-            ),
-            Rollout::Rolling => (
-                reason::ROLLING_OUT,
-                format!(
-                    "waiting for the debug shell to start: {ready}/{desired} pods carry a ready one"
-                ),
-            ),
+            Rollout::Rolling => (reason::ROLLING_OUT, rolling(s, ready, desired)),
             Rollout::Stuck { pod, why } => (
                 reason::SHELL_NOT_STARTING,
                 format!("the debug shell cannot start in pod {pod}: {why}"),
