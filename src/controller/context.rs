@@ -1,7 +1,7 @@
 //! What every reconcile shares: the client, the settings and policy, how requester stamps are
 //! trusted, the event recorder and the metrics.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use kube::Client;
@@ -28,6 +28,9 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Consecutive failed reconciles per session, for the error backoff.
     pub(super) failures: Mutex<HashMap<ObjectRef<DebugSession>, u32>>,
+    /// UIDs of deleted sessions whose end is in the audit trail (a deletion may be cleaned up
+    /// more than once before the finalizer goes).
+    pub(super) audited_deletions: Mutex<HashSet<String>>,
     /// Whether the API server takes the 1.20-1.21 shape of `pods/ephemeralcontainers` (an
     /// `EphemeralContainers` object), learnt from its version on first use.
     legacy_ephemeral: OnceLock<bool>,
@@ -56,6 +59,7 @@ impl Context {
             insecure_allow_unstamped,
             metrics,
             failures: Mutex::default(),
+            audited_deletions: Mutex::default(),
             legacy_ephemeral: OnceLock::new(),
         }
     }

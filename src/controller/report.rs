@@ -10,7 +10,10 @@ use tracing::warn;
 
 use super::Context;
 use super::plan::Plan;
-use crate::api::{DebugSession, DebugSessionStatus, STATUS_MANAGER};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::conditions;
+use crate::api::{DebugSession, DebugSessionStatus, STATUS_MANAGER, condition, reason};
 use crate::audit;
 use crate::{Error, Result};
 
@@ -43,16 +46,43 @@ pub(super) async fn report(
     Ok(())
 }
 
-/// The audit trail of a deleted session: it ended (unless it had), and what it changed is back.
+/// The audit trail of a deleted session, once per session: it ended (unless it had), and what
+/// it changed is back (when the cleanup undid anything).
 pub(super) fn audit_deleted(session: &DebugSession, ctx: &Context, plan: &Plan, now: Timestamp) {
-    let status = session.status.clone().unwrap_or_default();
+    let uid = session.uid().unwrap_or_default();
+    let first = ctx.audited_deletions.lock().is_ok_and(|mut seen| {
+        if seen.len() > 10_000 {
+            seen.clear();
+        }
+        seen.insert(uid)
+    });
+    if !first {
+        return;
+    }
+    let mut status = session.status.clone().unwrap_or_default();
+    let message = plan
+        .notes
+        .last()
+        .map(|n| n.message.clone())
+        .unwrap_or_else(|| "session deleted: nothing to revert".into());
     let mut events = Vec::new();
     if status.ended_at.is_none() {
         events.push(audit::Transition::Ended);
+        status.ended_at = Some(Time(now));
     }
     if plan.action != super::plan::WorkloadAction::None {
         events.push(audit::Transition::Reverted);
     }
+    status.message = Some(message.clone());
+    conditions::set(
+        &mut status.conditions,
+        condition::READY,
+        false,
+        reason::DELETED,
+        &message,
+        session.metadata.generation,
+        now,
+    );
     for event in events {
         audit::emit(&audit::record(
             session,

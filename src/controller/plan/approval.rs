@@ -16,8 +16,12 @@ impl Planner<'_> {
         if t.required == 0 && t.denial.is_none() {
             return;
         }
+        // Whole seconds, as the API server keeps a Time: what is read back equals what was
+        // written, so an unchanged tally writes no status.
         let approved_at = if t.approved() {
-            t.approved_at().map(Time)
+            t.approved_at()
+                .and_then(|at| Timestamp::from_second(at.as_second()).ok())
+                .map(Time)
         } else {
             None
         };

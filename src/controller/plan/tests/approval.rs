@@ -97,6 +97,18 @@ fn an_approved_session_starts_and_says_by_whom() {
     assert!(p.notes.iter().any(|n| n.reason == reason::APPROVED));
     let a = p.status.approval.clone().unwrap();
     assert_eq!(a.approved_at, Some(Time(at(0))));
+    // Kept in whole seconds, as the API server keeps it: the next look writes nothing new.
+    let mut t = tally(1, &["carol"]);
+    t.approvals[0].at = "2026-11-30T10:00:00.123456789Z".into();
+    let p = plan(&s, &free(t.clone()), &Settings::default(), at(0));
+    assert_eq!(
+        p.status.approval.clone().unwrap().approved_at,
+        Some(Time(at(0)))
+    );
+    let mut s2 = s.clone();
+    s2.status = Some(p.status.clone());
+    let again = plan(&s2, &free(t), &Settings::default(), at(1));
+    assert_eq!(again.status.approval, p.status.approval);
     // Where no approval is needed, nothing about it shows.
     let p = plan(&s, &free(tally(0, &[])), &Settings::default(), at(0));
     assert!(matches!(p.action, WorkloadAction::Take(_)));
