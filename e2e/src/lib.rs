@@ -10,7 +10,9 @@
 //! - [`runner`]: the one scenario runner (named scenarios, in parallel or one after the other, a
 //!   summary line and the exit code);
 //! - [`session`]: a DebugSession read, summed up in one line, tested, and waited for (a state, its
-//!   deletion, its events).
+//!   deletion, its events);
+//! - [`webhook`]: the operator's admission webhook for a suite besides the admission suite
+//!   (certificates, stamp key, configurations) and kubeconfigs that act as another user.
 //!
 //! Besides them: polling with a timeout and a useful failure message ([`Poller`], [`wait_for`]),
 //! time stamps, and rendering samples and fixtures. Everything is re-exported at the crate root
@@ -23,6 +25,7 @@ pub mod objects;
 pub mod operator;
 pub mod runner;
 pub mod session;
+pub mod webhook;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,6 +40,7 @@ pub use operator::*;
 pub use runner::*;
 pub use serde_json::{Value, json};
 pub use session::*;
+pub use webhook::*;
 
 pub type R<T> = Result<T, String>;
 

@@ -41,6 +41,8 @@ pub fn http_get(addr: &str, path: &str) -> R<String> {
 pub struct Operator {
     child: Option<Child>,
     pub log: PathBuf,
+    /// Where its stdout goes (the audit trail): `log` unless [`Operator::start_split`] said.
+    pub stdout_log: PathBuf,
     pub metrics_addr: String,
     pub started: Instant,
 }
@@ -71,6 +73,18 @@ impl Operator {
     /// Starts `debugsession-operator run` with exactly these extra flags (besides the default
     /// image, metrics address and log format) and environment variables.
     pub fn start_exact(log: &Path, extra_args: &[&str], extra_env: &[(&str, &str)]) -> R<Operator> {
+        Self::start_split(log, None, extra_args, extra_env)
+    }
+
+    /// Like [`Operator::start_exact`], with the operator's stdout (its audit trail) appended to
+    /// `stdout_log` apart from its stderr (the diagnostic log, appended to `log`); None: both to
+    /// `log`.
+    pub fn start_split(
+        log: &Path,
+        stdout_log: Option<&Path>,
+        extra_args: &[&str],
+        extra_env: &[(&str, &str)],
+    ) -> R<Operator> {
         let bin = Self::binary();
         if !bin.exists() {
             return Err(format!(
@@ -78,15 +92,13 @@ impl Operator {
                 bin.display()
             ));
         }
-        if let Some(dir) = log.parent() {
-            fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        }
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = file.try_clone().map_err(|e| e.to_string())?;
+        let err = append_to(log)?;
+        let stdout_log = stdout_log.unwrap_or(log);
+        let out = if stdout_log == log {
+            err.try_clone().map_err(|e| e.to_string())?
+        } else {
+            append_to(stdout_log)?
+        };
         let metrics_addr = format!("127.0.0.1:{}", free_port());
         let child = Command::new(&bin)
             .args([
@@ -102,13 +114,14 @@ impl Operator {
             .envs(&cluster().env)
             .envs(extra_env.iter().copied())
             .stdin(Stdio::null())
-            .stdout(file)
+            .stdout(out)
             .stderr(err)
             .spawn()
             .map_err(|e| format!("starting {}: {e}", bin.display()))?;
         let mut op = Operator {
             child: Some(child),
             log: log.to_path_buf(),
+            stdout_log: stdout_log.to_path_buf(),
             metrics_addr,
             started: Instant::now(),
         };
@@ -166,6 +179,18 @@ impl Operator {
             terminate(c);
         }
     }
+}
+
+/// `path` opened for appending (created with its directory when missing).
+fn append_to(path: &Path) -> R<fs::File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// `kill <sig> <pid>`.

@@ -27,6 +27,8 @@ pub fn install(run: &mut Run) -> R<()> {
     snapshots(run)?;
     step("the workloads and users of the mode rows");
     crate::modes::install(run)?;
+    step("the namespace, workloads and users of the approval rows");
+    crate::approvals::install(run)?;
     step("operator with its webhook, and the webhook configurations");
     start_operator_and_webhooks(run)?;
     step(&format!("operator username: {}", run.operator_user));
@@ -210,12 +212,12 @@ pub fn cleanup(run: &mut Run) {
         "debugsession",
         KUBE_SYSTEM_SESSION,
     ]);
-    for ns in [&run.ns, &run.denied_ns] {
+    for ns in [&run.ns, &run.denied_ns, &run.appr_ns] {
         let _ = delete_sessions(ns);
     }
     stop_operator(run);
     // Anything left holds the finalizer of a stopped operator: drop it.
-    for ns in ["kube-system", &run.ns, &run.denied_ns] {
+    for ns in ["kube-system", &run.ns, &run.denied_ns, &run.appr_ns] {
         for name in session_names(ns).unwrap_or_default() {
             if ns != "kube-system" || name == KUBE_SYSTEM_SESSION {
                 let _ = strip_finalizers(ns, &name);
@@ -237,5 +239,6 @@ pub fn cleanup(run: &mut Run) {
         "namespace",
         &run.ns,
         &run.denied_ns,
+        &run.appr_ns,
     ]);
 }

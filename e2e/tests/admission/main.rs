@@ -4,8 +4,9 @@
 //! checks the policy and the sender's own RBAC, and the controller applies only stamped specs.
 //!
 //! Run: `cargo build -p debugsession-operator --bin debugsession-operator &&
-//! cargo test -p debugsession-e2e --test admission`. Env: DEBUGSESSION_OPERATOR_BIN overrides the
-//! operator binary; E2E_KEEP=1 keeps everything on failure.
+//! cargo test -p debugsession-e2e --test admission [-- filter]` (the filter, else E2E_FILTER, runs
+//! the scenarios whose name holds it). Env: DEBUGSESSION_OPERATOR_BIN overrides the operator
+//! binary; E2E_KEEP=1 keeps everything on failure.
 //!
 //! The suite makes a CA and a serving certificate for 127.0.0.1 (e2e/admission/make-certs.sh),
 //! starts the operator with its webhook listener, registers Mutating/ValidatingWebhookConfigurations
@@ -32,9 +33,15 @@
 //!   (running, frozen and stopped);
 //! - [`stamps`]: copied stamps, spec edits slipped past deleted webhook configurations, an
 //!   operator without a stamp key;
-//! - [`allowed`]: the allowed path.
+//! - [`allowed`]: the allowed path;
+//! - [`approvals`]: sessions that need a second person's approval (`--approval-namespaces`, in a
+//!   namespace of their own): started before approval, approved by the wrong people, approvals
+//!   carried over a spec change or past `--approval-valid-for`, forged, denied;
+//!   [`approvals_audit`], their allowed path and the operator's audit trail (its stdout).
 
 mod allowed;
+mod approvals;
+mod approvals_audit;
 mod create;
 mod finalizer;
 mod install;
@@ -62,11 +69,15 @@ pub struct Run {
     id: String,
     ns: String,
     denied_ns: String,
+    /// The namespace whose sessions need approval (`--approval-namespaces`).
+    appr_ns: String,
     dir: PathBuf,
     port: u16,
     ca_b64: String,
     op: Option<Operator>,
     log: PathBuf,
+    /// The operator's stdout: its audit trail.
+    audit: PathBuf,
     /// The harness's own user, as the webhook stamps it: the operator runs with these credentials,
     /// so it is the operator's username (--operator-username).
     operator_user: String,
@@ -92,12 +103,14 @@ impl Run {
         Run {
             ns: format!("adm-e2e-{id}"),
             denied_ns: format!("adm-e2e-denied-{id}"),
+            appr_ns: format!("adm-e2e-appr-{id}"),
             ks_deploy: format!("adm-e2e-{id}"),
             id,
             port: free_port(),
             ca_b64: String::new(),
             op: None,
             log: dir.join("operator.log"),
+            audit: dir.join("operator.stdout.log"),
             dir,
             operator_user: String::new(),
             watched: Vec::new(),
@@ -130,7 +143,7 @@ fn step(msg: &str) {
 }
 
 fn main() -> ExitCode {
-    let runner = Runner::new();
+    let runner = Runner::new().filtered();
     let mut run = Run::new();
     if runner.setup(|| install::install(&mut run)).is_some() {
         scenarios(&runner, &mut run);
@@ -142,37 +155,75 @@ fn main() -> ExitCode {
         install::cleanup(&mut run);
     }
     println!("operator log: {}", run.log.display());
+    println!("operator stdout (audit): {}", run.audit.display());
     runner.finish(&format!("; {}", run.tally()))
 }
 
-/// The scenarios, in the order their state needs.
+/// A scenario that needs nothing but the setup and the scenarios before it.
+type Step = fn(&mut Run) -> R<()>;
+
+/// The scenarios, in the order their state needs; with a filter (the first argument, else
+/// E2E_FILTER) only those whose name holds it, and the victim sessions when one of the
+/// scenarios that need them runs.
 fn scenarios(runner: &Runner, run: &mut Run) {
-    runner.run("create", || rows::attempt(run, create::rows()));
-    runner.run("modes", || rows::attempt(run, mode_rows::rows()));
-    runner.run("modes-controller", || {
-        let rows = mode_controller::rows()?;
-        rows::attempt(run, rows)
-    });
-    runner.run("modes-disabled", || mode_controller::disabled(run));
-    if runner.run("victims", || victims::start(run)).is_some() {
-        runner.run("updates", || rows::attempt(run, updates::rows()));
-        runner.run("finalizer", || rows::attempt(run, finalizer::rows()));
-        runner.run("stamps", || rows::attempt(run, stamps::rows()));
-        runner.run("orphans", || rows::attempt(run, finalizer::orphan_rows()));
-        runner.run("victims-intact", || victims::intact_then_release(run));
-    } else {
-        for name in [
-            "updates",
-            "finalizer",
-            "stamps",
-            "orphans",
-            "victims-intact",
-        ] {
-            runner.skip(name, "the victim sessions did not start");
+    let on = |name: &str| runner.selects(name);
+    if on("create") {
+        runner.run("create", || rows::attempt(run, create::rows()));
+    }
+    if on("modes") {
+        runner.run("modes", || rows::attempt(run, mode_rows::rows()));
+    }
+    if on("modes-controller") {
+        runner.run("modes-controller", || {
+            let rows = mode_controller::rows()?;
+            rows::attempt(run, rows)
+        });
+    }
+    if on("modes-disabled") {
+        runner.run("modes-disabled", || mode_controller::disabled(run));
+    }
+    let behind_victims = [
+        "updates",
+        "finalizer",
+        "stamps",
+        "orphans",
+        "victims-intact",
+    ];
+    if on("victims") || behind_victims.iter().any(|n| on(n)) {
+        if runner.run("victims", || victims::start(run)).is_some() {
+            if on("updates") {
+                runner.run("updates", || rows::attempt(run, updates::rows()));
+            }
+            if on("finalizer") {
+                runner.run("finalizer", || rows::attempt(run, finalizer::rows()));
+            }
+            if on("stamps") {
+                runner.run("stamps", || rows::attempt(run, stamps::rows()));
+            }
+            if on("orphans") {
+                runner.run("orphans", || rows::attempt(run, finalizer::orphan_rows()));
+            }
+            // The victim sessions end here, whatever ran.
+            runner.run("victims-intact", || victims::intact_then_release(run));
+        } else {
+            for name in behind_victims {
+                runner.skip(name, "the victim sessions did not start");
+            }
         }
     }
-    runner.run("stamp-required", || rows::attempt(run, stamps::late_rows()));
-    runner.run("workloads-untouched", || victims::workloads_untouched(run));
-    runner.run("allowed-path", || allowed::allowed_path(run));
-    runner.run("modes-allowed", || mode_allowed::allowed_modes(run));
+    let late: [(&str, Step); 6] = [
+        ("stamp-required", |run| {
+            rows::attempt(run, stamps::late_rows())
+        }),
+        ("approvals", approvals::scenario),
+        ("workloads-untouched", victims::workloads_untouched),
+        ("allowed-path", allowed::allowed_path),
+        ("modes-allowed", mode_allowed::allowed_modes),
+        ("approvals-allowed", approvals_audit::allowed),
+    ];
+    for (name, f) in late {
+        if on(name) {
+            runner.run(name, || f(run));
+        }
+    }
 }

@@ -156,6 +156,10 @@ fn operator_flags(run: &Run, mode: Mode) -> Vec<String> {
         "SYS_PTRACE",
         "--operator-username",
         &run.operator_user,
+        "--approval-namespaces",
+        &run.appr_ns,
+        "--approval-valid-for",
+        crate::approvals::VALID_FOR,
     ]
     .map(String::from)
     .to_vec();
@@ -185,7 +189,12 @@ pub fn start_operator(run: &mut Run, mode: Mode) -> R<()> {
     ));
     // Nothing inherited may turn the insecure mode on.
     let env = [("DEBUGSESSION_INSECURE_ALLOW_UNSTAMPED", "false")];
-    run.op = Some(Operator::start_exact(&run.log, &args, &env)?);
+    run.op = Some(Operator::start_split(
+        &run.log,
+        Some(&run.audit),
+        &args,
+        &env,
+    )?);
     Ok(())
 }
 

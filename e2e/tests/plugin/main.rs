@@ -13,6 +13,11 @@
 //!   (Ephemeral refuses, saying why); `end` returns only once the workload is back.
 //! - `no-attach-golden`: `--no-attach`, `list` and `end` without a terminal, against golden files.
 //! - `errors`: a missing target (Failed, with the reason) and a session Pending behind another.
+//! - `approval-recorded` ([`approval`]): after the others, under an operator with its webhook
+//!   and `--approval-namespaces`: alice's recorded shell comes up once carol ran `approve`, and
+//!   its log holds what alice saw.
+
+mod approval;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -97,21 +102,33 @@ fn pty(steps: Value, args: &[&str]) -> R<Pty> {
     })
 }
 
+/// A fresh namespace `e2e-plugin-<scenario>-<suffix>` with the nginx Deployment rolled out.
 fn namespace(scenario: &str) -> R<String> {
+    let ns = namespace_name(scenario);
+    create_with_nginx(&ns)?;
+    Ok(ns)
+}
+
+/// The name of a fresh namespace for `scenario`.
+fn namespace_name(scenario: &str) -> String {
     let suffix = (now_epoch() * 1000.0) as u64 % 100_000;
-    let ns = format!("e2e-plugin-{scenario}-{suffix}");
-    create_namespace(&ns, WAIT)?;
+    format!("e2e-plugin-{scenario}-{suffix}")
+}
+
+/// Creates namespace `ns` with the nginx Deployment, and waits for its rollout.
+fn create_with_nginx(ns: &str) -> R<()> {
+    create_namespace(ns, WAIT)?;
     let text = render_fixture(DEPLOY, &[])?;
-    k_in(&text, &["apply", "-n", &ns, "-f", "-"])?;
+    k_in(&text, &["apply", "-n", ns, "-f", "-"])?;
     k(&[
         "rollout",
         "status",
         "deploy/nginx",
         "-n",
-        &ns,
+        ns,
         "--timeout=110s",
     ])?;
-    Ok(ns)
+    Ok(())
 }
 
 fn in_namespace(scenario: &str, body: impl FnOnce(&str) -> R<()>) -> R<()> {
@@ -396,5 +413,8 @@ fn main() -> ExitCode {
         Scenario::new("errors", || in_namespace("errors", errors)),
     ]);
     op.stop();
+    if runner.selects(approval::SCENARIO) {
+        runner.run(approval::SCENARIO, || approval::scenario(&log));
+    }
     runner.finish(&format!("; operator log {}", log.display()))
 }
