@@ -226,6 +226,8 @@ pub mod reason {
     pub const SHELL_NOT_STARTING: &str = "ShellNotStarting";
     /// The session's copy of the pod was deleted while the session ran.
     pub const COPY_DELETED: &str = "CopyDeleted";
+    /// The operator saw the session for the first time (an event).
+    pub const REQUESTED: &str = "Requested";
     /// The session was deleted (the audit trail's reason for its end).
     pub const DELETED: &str = "Deleted";
     /// The session waits for the approvals its namespace needs.

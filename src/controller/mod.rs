@@ -109,9 +109,11 @@ async fn reconcile_live(session: &DebugSession, ctx: &Context) -> Result<Action>
     {
         // After its first reconcile a session always has a phase, even when that reconcile
         // failed before it could plan.
-        let status = plan::retrying(session, &e.to_string(), Timestamp::now());
-        if let Err(w) = write_status(session, ctx, &status).await {
-            warn!(error = %w, "could not record the failed reconcile in status");
+        let now = Timestamp::now();
+        let status = plan::retrying(session, &e.to_string(), now);
+        match write_status(session, ctx, &status).await {
+            Ok(()) => report::audit_transitions(session, ctx, &status, None, now),
+            Err(w) => warn!(error = %w, "could not record the failed reconcile in status"),
         }
     }
     res

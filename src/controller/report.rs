@@ -31,19 +31,31 @@ pub(super) async fn report(
         write_status(session, ctx, &plan.status).await?;
     }
     publish(session, ctx, plan).await;
-    for event in audit::transitions(&old, &plan.status) {
+    audit_transitions(session, ctx, &plan.status, requester, now);
+    ctx.metrics
+        .observe_transition(session, &old, &plan.status, now);
+    Ok(())
+}
+
+/// One audit line per transition from the session's status to `status`, just written.
+pub(super) fn audit_transitions(
+    session: &DebugSession,
+    ctx: &Context,
+    status: &DebugSessionStatus,
+    requester: Option<&str>,
+    now: Timestamp,
+) {
+    let old = session.status.clone().unwrap_or_default();
+    for event in audit::transitions(&old, status) {
         audit::emit(&audit::record(
             session,
-            &plan.status,
+            status,
             event,
             requester,
             &ctx.settings,
             now,
         ));
     }
-    ctx.metrics
-        .observe_transition(session, &old, &plan.status, now);
-    Ok(())
 }
 
 /// The audit trail of a deleted session, once per session: it ended (unless it had), and what

@@ -139,6 +139,11 @@ pub fn plan(session: &DebugSession, obs: &Observed, settings: &Settings, now: Ti
     let never_started = p.status.started_at.is_none();
     let spec_changed = p.status.observed_generation != session.metadata.generation;
 
+    if p.status.phase.is_none() || p.status.phase == Some(Phase::Pending) && retried(&p.status) {
+        p.steps.push(Step::Requested {
+            by: obs.stamp.as_ref().map(|s| s.requester.username.clone()),
+        });
+    }
     if phase.is_terminal() && !(phase == Phase::Failed && never_started && spec_changed) {
         // Ended: nothing left but making sure nothing of ours is left.
         p.action = p.undo(obs).unwrap_or(WorkloadAction::None);
@@ -311,6 +316,17 @@ impl<'a> Planner<'a> {
             requeue: self.requeue,
         }
     }
+}
+
+/// Whether the only status so far is that of a first reconcile that failed before planning.
+fn retried(status: &DebugSessionStatus) -> bool {
+    conditions::get(&status.conditions, crate::api::condition::READY)
+        .is_some_and(|c| c.reason == reason::RETRYING)
+        && status.started_at.is_none()
+        && !status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == crate::api::condition::APPROVED)
 }
 
 fn until(now: Timestamp, t: Timestamp) -> Duration {

@@ -45,6 +45,19 @@ pub fn render(step: &Step, scene: &Scene, status: &mut DebugSessionStatus, notes
         notes,
     };
     match step {
+        Step::Requested { by } => {
+            let ttl = scene.ttl;
+            r.note(
+                false,
+                reason::REQUESTED,
+                format!(
+                    "requested by {}: {} mode on {}, TTL {ttl}",
+                    by.as_deref().unwrap_or("an unstamped request"),
+                    scene.mode,
+                    scene.target_ref()
+                ),
+            )
+        }
         Step::Fail(invalid) => r.fail(invalid),
         Step::WaitHeld { by } => r.wait_held(by),
         Step::WaitForeign { value, owners } => r.wait_foreign(value, owners),

@@ -7,6 +7,8 @@ use crate::session::validate::Invalid;
 /// One thing the planner decided; a reconcile renders its steps in order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
+    /// The operator sees the session for the first time; `by`: the stamped requester.
+    Requested { by: Option<String> },
     /// The session cannot run (bad input, refused spec, missing target): it fails.
     Fail(Invalid),
     /// Another live session holds the target; this one starts when it ends.

@@ -55,7 +55,12 @@ fn nothing_starts_before_the_approvals() {
     assert_eq!(p.status.started_at, None);
     let a = p.status.approval.clone().unwrap();
     assert_eq!((a.required, a.approved_by), (2, vec!["carol".to_string()]));
-    assert_eq!(p.notes.len(), 1, "one Event for the wait");
+    let reasons: Vec<&str> = p.notes.iter().map(|n| n.reason).collect();
+    assert_eq!(
+        reasons,
+        [reason::REQUESTED, reason::AWAITING_APPROVAL],
+        "the request, one Event for the wait"
+    );
     assert!(p.requeue.is_some());
 
     // Waiting again says nothing new.

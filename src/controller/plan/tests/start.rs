@@ -190,8 +190,9 @@ fn a_foreign_holder_annotation_makes_the_session_wait_quietly() {
         msg.contains("debugsession.dev/session=\"ghost\"") && msg.contains("kubectl-annotate"),
         "{msg}"
     );
-    assert_eq!(p.notes.len(), 1);
-    assert!(p.notes[0].warning);
+    assert_eq!(p.notes.len(), 2);
+    assert_eq!(p.notes[0].reason, reason::REQUESTED);
+    assert!(p.notes[1].warning);
     assert!(
         p.requeue >= Some(Duration::from_secs(30)),
         "no hot loop: {:?}",
