@@ -199,6 +199,8 @@ impl ApiServer {
         let at = |key: &str| status[key].as_str().unwrap().parse::<Timestamp>().unwrap();
         let ttl = at("expiresAt").duration_since(at("startedAt"));
         assert_eq!(ttl, SignedDuration::from_mins(15));
+        // A first reconcile says who asked.
+        self.note("Requested").await;
         self.note("Applied").await;
     }
 
@@ -268,6 +270,8 @@ impl ApiServer {
         let message = assert_condition(&status, "Ready", "False", "HeldByOtherSession");
         contains(&message, "DebugSession first");
         assert!(status.get("startedAt").is_none(), "{status:#}");
+        // A first reconcile says who asked.
+        self.note("Requested").await;
         self.note("HeldByOtherSession").await;
     }
 
@@ -310,6 +314,8 @@ impl ApiServer {
         let message = assert_condition(&status, "Ready", "False", "ForeignHolder");
         contains(&message, "field manager kubectl-annotate");
         contains(&message, "debugsession.dev/session=\"ghost\"");
+        // A first reconcile says who asked.
+        self.note("Requested").await;
         self.warning("ForeignHolder").await;
     }
 
@@ -323,6 +329,8 @@ impl ApiServer {
         let message = assert_condition(&status, "Ready", "False", "ApplyRejected");
         contains(&message, "must be less than or equal to memory limit");
         assert_condition(&status, "Reverted", "True", "NothingToRevert");
+        // A first reconcile says who asked.
+        self.note("Requested").await;
         self.warning("ApplyRejected").await;
     }
 
