@@ -88,39 +88,14 @@ impl Webhooks {
         ]
     }
 
-    /// The two configurations, for CREATE and UPDATE of DebugSessions in labelled namespaces.
+    /// The two configurations ([`configurations_yaml`]).
     pub fn yaml(&self) -> String {
-        let hook = |path: &str, hook_name: &str| {
-            format!(
-                "- name: {hook_name}
-  admissionReviewVersions: [v1]
-  sideEffects: None
-  failurePolicy: Fail
-  timeoutSeconds: 10
-  clientConfig:
-    url: https://127.0.0.1:{port}/{path}
-    caBundle: {ca}
-  rules:
-  - apiGroups: [debugsession.dev]
-    apiVersions: [v1alpha1]
-    resources: [debugsessions]
-    operations: [CREATE, UPDATE]
-    scope: Namespaced
-  namespaceSelector:
-    matchLabels:
-      {label}: \"{value}\"
-",
-                port = self.port,
-                ca = self.ca_b64,
-                label = self.label,
-                value = self.value,
-            )
-        };
-        format!(
-            "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata:\n  name: {name}\nwebhooks:\n{}---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: {name}\nwebhooks:\n{}",
-            hook("mutate", "mutate.debugsession.dev"),
-            hook("validate", "validate.debugsession.dev"),
-            name = self.name,
+        configurations_yaml(
+            &self.name,
+            self.port,
+            &self.ca_b64,
+            &self.label,
+            &self.value,
         )
     }
 
@@ -142,7 +117,8 @@ impl Webhooks {
     pub fn register(&self, ns: &str) -> R<String> {
         k_in(&self.yaml(), &["apply", "-f", "-"])?;
         wait_for("the webhook to stamp sessions", TIMEOUT, || {
-            dry_run_requester(ns, None)?.ok_or_else(|| "a dry run came back unstamped".to_string())
+            dry_run_requester(ns, "stamp-probe", None)?
+                .ok_or_else(|| "a dry run came back unstamped".to_string())
         })
     }
 
@@ -158,14 +134,52 @@ impl Webhooks {
     }
 }
 
-/// The requester that a server-side dry-run create of a session in `ns` gets stamped with, as
-/// `user` (None: the harness's own user); Ok(None) when nothing stamped it.
-pub fn dry_run_requester(ns: &str, user: Option<&str>) -> R<Option<String>> {
+/// Mutating and Validating WebhookConfigurations named `name`, for CREATE and UPDATE of
+/// DebugSessions in the namespaces labelled `label=value`, calling `https://127.0.0.1:<port>`.
+pub fn configurations_yaml(
+    name: &str,
+    port: u16,
+    ca_b64: &str,
+    label: &str,
+    value: &str,
+) -> String {
+    let hook = |path: &str, hook_name: &str| {
+        format!(
+            "- name: {hook_name}
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Fail
+  timeoutSeconds: 10
+  clientConfig:
+    url: https://127.0.0.1:{port}/{path}
+    caBundle: {ca_b64}
+  rules:
+  - apiGroups: [debugsession.dev]
+    apiVersions: [v1alpha1]
+    resources: [debugsessions]
+    operations: [CREATE, UPDATE]
+    scope: Namespaced
+  namespaceSelector:
+    matchLabels:
+      {label}: \"{value}\"
+"
+        )
+    };
+    format!(
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata:\n  name: {name}\nwebhooks:\n{}---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: {name}\nwebhooks:\n{}",
+        hook("mutate", "mutate.debugsession.dev"),
+        hook("validate", "validate.debugsession.dev"),
+    )
+}
+
+/// The requester that a server-side dry-run create of a session on `deployment` in `ns` gets
+/// stamped with, as `user` (None: the harness's own user); Ok(None) when nothing stamped it.
+pub fn dry_run_requester(ns: &str, deployment: &str, user: Option<&str>) -> R<Option<String>> {
     let probe = json!({
         "apiVersion": "debugsession.dev/v1alpha1",
         "kind": "DebugSession",
         "metadata": {"name": "stamp-probe"},
-        "spec": {"target": {"kind": "Deployment", "name": "stamp-probe"}, "ttl": "1m"},
+        "spec": {"target": {"kind": "Deployment", "name": deployment}, "ttl": "1m"},
     });
     let mut args = vec![
         "create",

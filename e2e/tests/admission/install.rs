@@ -35,25 +35,6 @@ pub fn install(run: &mut Run) -> R<()> {
     Ok(())
 }
 
-/// base64 without a dependency.
-fn b64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let n = (c[0] as u32) << 16
-            | (*c.get(1).unwrap_or(&0) as u32) << 8
-            | *c.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// A CA and a serving certificate for 127.0.0.1 (e2e/admission/make-certs.sh), a random stamp key.
 fn certificates_and_key(run: &mut Run) -> R<()> {
     fs::create_dir_all(&run.dir).map_err(|e| e.to_string())?;

@@ -4,7 +4,6 @@
 
 use debugsession_e2e::*;
 
-use crate::sessions::{REQUESTER, session_yaml, target};
 use crate::{Run, step};
 
 /// Namespaces labelled with this run's id are sent to the webhooks.
@@ -15,64 +14,13 @@ fn webhook_name(run: &Run) -> String {
 }
 
 fn webhooks_yaml(run: &Run) -> String {
-    let name = webhook_name(run);
-    let hook = |path: &str, hook_name: &str| {
-        format!(
-            "- name: {hook_name}
-  admissionReviewVersions: [v1]
-  sideEffects: None
-  failurePolicy: Fail
-  timeoutSeconds: 10
-  clientConfig:
-    url: https://127.0.0.1:{port}/{path}
-    caBundle: {ca}
-  rules:
-  - apiGroups: [debugsession.dev]
-    apiVersions: [v1alpha1]
-    resources: [debugsessions]
-    operations: [CREATE, UPDATE]
-    scope: Namespaced
-  namespaceSelector:
-    matchLabels:
-      {LABEL}: \"{id}\"
-",
-            port = run.port,
-            ca = run.ca_b64,
-            id = run.id
-        )
-    };
-    format!(
-        "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata:\n  name: {name}\nwebhooks:\n{}---\napiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: {name}\nwebhooks:\n{}",
-        hook("mutate", "mutate.debugsession.dev"),
-        hook("validate", "validate.debugsession.dev")
-    )
+    configurations_yaml(&webhook_name(run), run.port, &run.ca_b64, LABEL, &run.id)
 }
 
 /// The requester a server-side dry-run create of a session gets stamped with, as `user` (None:
 /// the harness's own user); Ok(None) when nothing stamps it.
 fn dry_run_requester(run: &Run, user: Option<&str>) -> R<Option<String>> {
-    let probe = session_yaml("probe", &target("nginx"), "");
-    let mut args = vec![
-        "create",
-        "--dry-run=server",
-        "-o",
-        "json",
-        "-n",
-        &run.ns,
-        "-f",
-        "-",
-    ];
-    if let Some(u) = user {
-        args.extend(["--as", u]);
-    }
-    let out = kubectl_in(&probe, &args);
-    if !out.ok {
-        return Err(out.both());
-    }
-    let v: Value = serde_json::from_str(&out.stdout).map_err(|e| e.to_string())?;
-    Ok(v["metadata"]["annotations"][REQUESTER]
-        .as_str()
-        .map(str::to_string))
+    debugsession_e2e::dry_run_requester(&run.ns, "nginx", user)
 }
 
 fn register_webhooks(run: &Run) -> R<()> {
