@@ -181,7 +181,7 @@ fn time(t: &Option<Time>) -> Option<String> {
 }
 
 /// The record of `event` for `session` with status `status`; `requester` is the user of the
-/// verified stamp, when there is one.
+/// verified stamp of the current spec, for a session whose status names nobody yet.
 pub fn record(
     session: &DebugSession,
     status: &DebugSessionStatus,
@@ -208,9 +208,11 @@ pub fn record(
             name: session.name_any(),
             uid: session.uid().unwrap_or_default(),
         },
-        requester: requester
-            .map(String::from)
-            .or_else(|| status.requester.clone()),
+        // Whose stamp runs in the target, else (before the start) whose stamp asks.
+        requester: status
+            .requester
+            .clone()
+            .or_else(|| requester.map(String::from)),
         approvers: approval.approved_by,
         denied_by: approval.denied_by,
         target: TargetRef {

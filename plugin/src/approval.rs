@@ -26,13 +26,20 @@ pub const DEFAULT_COMMENT: &str = "approved";
 /// The merge patch that asks to approve the session's current spec. With the resourceVersion
 /// the approver looked at, the API server refuses it (409) when the session changed since: nobody
 /// approves a spec they have not seen.
-pub fn approve_patch(comment: Option<&str>, resource_version: Option<&str>) -> Value {
+pub fn approve_patch(comment: Option<&str>, seen: Option<&DebugSession>) -> Value {
     let comment = comment
         .filter(|c| !c.trim().is_empty())
         .unwrap_or(DEFAULT_COMMENT);
     let mut patch = json!({"metadata": {"annotations": {APPROVE: comment}}});
-    if let Some(rv) = resource_version {
-        patch["metadata"]["resourceVersion"] = json!(rv);
+    // The object the approver looked at: this very session (not one recreated under its name),
+    // at this version.
+    if let Some(s) = seen {
+        if let Some(uid) = &s.metadata.uid {
+            patch["metadata"]["uid"] = json!(uid);
+        }
+        if let Some(rv) = &s.metadata.resource_version {
+            patch["metadata"]["resourceVersion"] = json!(rv);
+        }
     }
     patch
 }
@@ -59,6 +66,25 @@ pub fn summary(s: &DebugSession) -> String {
     ];
     if let Some(pod) = &spec.target.pod {
         parts.insert(1, format!("pod {pod}"));
+    }
+    if let Some(c) = spec.target.container.as_deref() {
+        parts.insert(1, format!("container {c}"));
+    }
+    if let Some(caps) = shell.capabilities.as_ref().filter(|c| !c.is_empty()) {
+        parts.push(format!("adds capabilities {}", caps.join(",")));
+    }
+    let command: Vec<String> = shell
+        .command
+        .iter()
+        .flatten()
+        .chain(shell.args.iter().flatten())
+        .cloned()
+        .collect();
+    if !command.is_empty() {
+        parts.push(format!("command {command:?}"));
+    }
+    if let Some(images) = spec.copy.as_ref().and_then(|c| c.set_image.as_ref()) {
+        parts.push(format!("sets images {images:?}"));
     }
     if shell.record == Some(true) {
         parts.push("recorded".into());
@@ -184,13 +210,16 @@ pub async fn approve(
     let mut tries = 0;
     let after = loop {
         tries += 1;
-        let patch = approve_patch(comment, attempt.metadata.resource_version.as_deref());
+        let patch = approve_patch(comment, Some(&attempt));
         match request(api, name, namespace, "approve", APPROVE, &patch).await {
             Ok(after) => break after,
             Err(e) if e.contains(CHANGED_MARK) && tries < 5 => {
                 // Something changed since we looked: go on only if the spec did not.
                 attempt = session::get(api, name, namespace).await?;
-                if attempt.metadata.generation != before.metadata.generation {
+                let same = attempt.metadata.uid == before.metadata.uid
+                    && attempt.metadata.generation == before.metadata.generation
+                    && attempt.spec == before.spec;
+                if !same {
                     return Err(format!(
                         "debugsession/{name} changed while you approved it (generation {} is now {}; resourceVersion {} was seen): look at it again (kubectl debugsession status {name} -n {namespace}) and approve again",
                         before.metadata.generation.unwrap_or_default(),
@@ -298,9 +327,14 @@ mod tests {
             );
         }
         // The version the approver saw is a precondition.
+        let mut seen =
+            DebugSession::new("dbg", DebugSessionSpec::new(TargetKind::Deployment, "web"));
+        seen.metadata.uid = Some("uid-1".into());
+        seen.metadata.resource_version = Some("42".into());
+        let p = approve_patch(None, Some(&seen));
         assert_eq!(
-            approve_patch(None, Some("42"))["metadata"]["resourceVersion"],
-            "42"
+            (&p["metadata"]["uid"], &p["metadata"]["resourceVersion"]),
+            (&json!("uid-1"), &json!("42"))
         );
         assert_eq!(
             deny_patch("not during the freeze"),

@@ -111,10 +111,17 @@ pub fn shell_container(spec: &DebugSessionSpec, settings: &Settings) -> Result<C
     if let Some(r) = &shell.resources {
         resources(r)?;
     }
-    let (command, args) = if shell.record.unwrap_or(false) || settings.record_shell {
+    let record = shell.record.unwrap_or(false) || settings.record_shell;
+    let (command, args) = if record {
         super::record::wrap(shell.command.as_deref(), shell.args.as_deref())
     } else {
         (shell.command, shell.args)
+    };
+    // A recorded shell keeps its terminal: without a TTY nothing echoes what is typed.
+    let (stdin, tty) = if record {
+        (true, true)
+    } else {
+        (shell.stdin.unwrap_or(true), shell.tty.unwrap_or(true))
     };
     Ok(Container {
         name,
@@ -124,8 +131,8 @@ pub fn shell_container(spec: &DebugSessionSpec, settings: &Settings) -> Result<C
         args,
         env: shell.env,
         resources: shell.resources,
-        stdin: Some(shell.stdin.unwrap_or(true)),
-        tty: Some(shell.tty.unwrap_or(true)),
+        stdin: Some(stdin),
+        tty: Some(tty),
         security_context: Some(profile::security_context(
             spec.profile.unwrap_or(Profile::General),
             &caps,
@@ -318,6 +325,21 @@ mod tests {
             .add
             .unwrap();
         assert_eq!(caps, vec!["SYS_PTRACE".to_string()]);
+        // Recorded (asked for, or by the operator): wrapped, and always on a terminal.
+        let quiet = Some(Shell {
+            tty: Some(false),
+            stdin: Some(false),
+            ..Shell::default()
+        });
+        let forced = Settings {
+            record_shell: true,
+            ..Settings::default()
+        };
+        let c = shell_container(&spec(None, quiet), &forced).unwrap();
+        assert_eq!(
+            (c.stdin, c.tty, c.command.unwrap()[1].as_str()),
+            (Some(true), Some(true), "-c")
+        );
     }
 
     #[test]

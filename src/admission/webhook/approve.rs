@@ -52,14 +52,13 @@ fn request(obj: &DynamicObject) -> Option<(approval::Verdict, String)> {
         .map(|c| (approval::Verdict::Approve, c.clone()))
 }
 
-/// What `/mutate` adds on a spec change (or a create): the recorded decisions go, for they
-/// were about another spec.
-pub fn drop_records(obj: &DynamicObject) -> Vec<PatchOperation> {
-    let a = annotations(obj);
-    RECORDS
-        .iter()
-        .filter(|k| a.contains_key(**k))
-        .map(|k| remove(k))
+/// What `/mutate` adds on a spec change: the approvals go, for they were about another spec.
+/// A denial stays: it is about the session, and final.
+pub fn drop_approvals(obj: &DynamicObject) -> Vec<PatchOperation> {
+    annotations(obj)
+        .contains_key(APPROVALS)
+        .then(|| remove(APPROVALS))
+        .into_iter()
         .collect()
 }
 
@@ -158,9 +157,14 @@ pub fn verdict(
                 "approve or deny a session in a request of its own, not together with a spec change".into(),
             ));
         }
-        return RECORDS.iter().any(|k| na.contains_key(*k)).then(|| {
+        if na.get(DENIAL) != oa.get(DENIAL) {
+            return Some(Verdict::Deny(format!(
+                "{DENIAL} is written only by the operator's webhook, and a denial is final"
+            )));
+        }
+        return na.contains_key(APPROVALS).then(|| {
             Verdict::Deny(format!(
-                "approvals do not carry over a spec change: remove {APPROVALS} and {DENIAL} (the operator's webhook does so when it runs)"
+                "approvals do not carry over a spec change: remove {APPROVALS} (the operator's webhook does so when it runs)"
             ))
         });
     }

@@ -297,7 +297,9 @@ pub fn mutate(req: &Request, key: &[u8], now: Timestamp) -> AdmissionResponse {
     let stamp = stamp::annotations(key, &ns, &name, &stamp);
     let mut patch = stamp_patch(obj.metadata.annotations.as_ref(), &stamp);
     // Approvals were about the spec before; the new one needs its own.
-    patch.0.extend(approve::drop_records(obj));
+    if req.operation == Operation::Update {
+        patch.0.extend(approve::drop_approvals(obj));
+    }
     match AdmissionResponse::from(req).with_patch(patch) {
         Ok(resp) => resp,
         Err(e) => deny(req, format!("could not build the stamp patch: {e}")),

@@ -39,6 +39,16 @@ impl Planner<'_> {
         let Some(t) = &obs.approval else {
             return true;
         };
+        let passed = self.gate(t);
+        if !passed {
+            // A start whose status write was lost may have left the shell (or the copy):
+            // nothing stays in the target of a session that may not start.
+            self.action = self.undo(obs).unwrap_or(WorkloadAction::None);
+        }
+        passed
+    }
+
+    fn gate(&mut self, t: &Tally) -> bool {
         self.record_approval(t);
         if let Some(d) = &t.denial {
             self.steps.push(denied_step(d));
@@ -64,12 +74,13 @@ impl Planner<'_> {
     }
 
     /// For a new spec generation of a running session: `Err` while it lacks its approvals.
+    /// `status.approval` keeps describing the spec that runs until the new one is approved.
     pub(super) fn approval_check(&mut self, obs: &Observed) -> Result<(), Invalid> {
         let Some(t) = &obs.approval else {
             return Ok(());
         };
-        self.record_approval(t);
         if t.required == 0 || t.approved() {
+            self.record_approval(t);
             return Ok(());
         }
         let missing = t.required - t.approvals.len() as u32;

@@ -12,8 +12,9 @@
 //! to the digest of the spec as it stands, in `debugsession.dev/approvals` (a JSON list) or
 //! `debugsession.dev/denial`. The validating webhook lets such a change through only for the very
 //! sender, who may `approve`, is not the requester and has not approved already; every other
-//! change to these annotations is refused, and a spec change drops them (the new spec needs new
-//! approvals). The controller counts only decisions that verify ([`tally`]).
+//! change to these annotations is refused, and a spec change drops the approvals (the new spec
+//! needs new ones; a denial stays, it is final). The controller counts only decisions that
+//! verify ([`tally`]).
 
 pub mod rule;
 pub mod tally;

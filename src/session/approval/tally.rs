@@ -66,12 +66,13 @@ impl Count<'_> {
                 return t;
             }
         };
+        // A denial is about the session, whatever spec it saw: final.
         if let Some(d) = denial {
-            if !d.verifies(self.key, Verdict::Deny, self.session) {
+            if d.verifies(self.key, Verdict::Deny, self.session) {
+                t.denial = Some(d);
+            } else {
                 t.set_aside
                     .push(format!("the denial by {} is not validly signed", d.user));
-            } else if d.digest == self.digest {
-                t.denial = Some(d);
             }
         }
         for a in approvals {
@@ -233,7 +234,7 @@ mod tests {
     }
 
     #[test]
-    fn a_denial_of_this_spec_wins() {
+    fn a_denial_wins() {
         let ok = approve("carol", "d1", "2026-11-30T10:00:00Z");
         let no = Decision::signed(
             KEY,
@@ -250,6 +251,22 @@ mod tests {
             t.denial.as_ref().map(|d| d.comment.as_str()),
             Some("not now")
         );
+        // A denial given to an earlier spec still stands: denials are final.
+        let earlier = Decision {
+            digest: "d0".into(),
+            ..no.clone()
+        };
+        let earlier = Decision::signed(
+            KEY,
+            Verdict::Deny,
+            S,
+            &user("dave"),
+            &earlier.digest,
+            &earlier.at,
+            &earlier.comment,
+        );
+        let t = count(1).tally(&annotations(std::slice::from_ref(&ok), Some(&earlier)));
+        assert!(!t.approved() && t.denial.is_some());
         // An approval re-signed as a denial does not verify as one.
         let t = count(1).tally(&annotations(std::slice::from_ref(&ok), Some(&ok)));
         assert!(t.denial.is_none() && t.approved());

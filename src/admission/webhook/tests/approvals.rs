@@ -161,6 +161,32 @@ fn a_spec_change_drops_the_approvals_and_cannot_carry_one() {
 }
 
 #[test]
+fn a_denial_survives_spec_changes() {
+    let old = existing();
+    let no = ask("carol", &old, DENY, "not during the freeze");
+    let mut changed = no.clone();
+    changed["spec"]["ttl"] = json!("20m");
+    let after = mutated(&request(
+        "UPDATE",
+        "alice",
+        Some(changed.clone()),
+        Some(no.clone()),
+    ));
+    assert!(after["metadata"]["annotations"].get(DENIAL).is_some());
+    assert!(matches!(
+        validate("alice", &after, &no),
+        Verdict::Authorize(_)
+    ));
+    // Dropping it with the spec change is refused.
+    let mut dropped = after.clone();
+    dropped["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap()
+        .remove(DENIAL);
+    denied(validate("alice", &dropped, &no), "a denial is final");
+}
+
+#[test]
 fn denials_need_a_reason_and_end_approving() {
     let old = existing();
     let req = request(

@@ -57,16 +57,19 @@ impl Render<'_, '_> {
         self.phase(Phase::Failed, &message);
         self.condition(condition::READY, false, reason::DENIED, &message);
         self.condition(condition::APPROVED, false, reason::DENIED, &message);
-        let reverted = if self.status.started_at.is_none() {
-            "the workload was never changed".to_string()
+        let (undone, reverted) = if self.status.started_at.is_none() {
+            (true, "the workload was never changed".to_string())
         } else {
             match self.scene.mode {
-                Mode::Patch => format!("{} reverted", self.scene.target_ref()),
-                Mode::Copy => "the copy pod was deleted".to_string(),
-                Mode::Ephemeral => "an ephemeral container cannot be removed: its shell runs until its TTL-bounded command ends, or the pod is replaced".to_string(),
+                Mode::Patch => (true, format!("{} reverted", self.scene.target_ref())),
+                Mode::Copy => (true, "the copy pod was deleted".to_string()),
+                Mode::Ephemeral => (
+                    false,
+                    "an ephemeral container cannot be removed: its shell runs until its TTL-bounded command ends, or the pod is replaced".to_string(),
+                ),
             }
         };
-        self.condition(condition::REVERTED, true, reason::DENIED, &reverted);
+        self.condition(condition::REVERTED, undone, reason::DENIED, &reverted);
         if first {
             self.note(true, reason::DENIED, message);
         }

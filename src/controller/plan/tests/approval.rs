@@ -186,3 +186,17 @@ fn a_new_spec_of_a_running_session_waits_for_its_own_approval() {
     assert!(p.authorize);
     assert_eq!(p.status.expires_at, Some(Time(at(1800))));
 }
+
+#[test]
+fn a_start_left_behind_is_undone_while_the_session_may_not_start() {
+    // The shell went in, then the status write was lost, and now the approval no longer counts.
+    let s = session("15m");
+    let obs = Observed {
+        approval: Some(tally(1, &[])),
+        ..running_obs(vec![pod("web-a", true, true)])
+    };
+    let p = plan(&s, &obs, &Settings::default(), at(0));
+    assert_eq!(p.action, WorkloadAction::Release);
+    assert_eq!(p.status.phase, Some(Phase::Pending));
+    assert_eq!(p.status.started_at, None);
+}
