@@ -406,13 +406,36 @@ fn denied(run: &mut Run) -> R<String> {
     ensure(v["metadata"]["annotations"][DENIAL].is_string(), || {
         format!("no {DENIAL} recorded: {}", v["metadata"]["annotations"])
     })?;
+    // A denial is final: alice can neither remove it nor shake it off with a spec change.
+    let (alice, ttl) = (run.user("alice"), r#"{"spec":{"ttl":"11m"}}"#);
+    let drop = format!("{DENIAL}-");
+    let out = kubectl(&[
+        "annotate",
+        "-n",
+        &ns,
+        "debugsession",
+        WAITING,
+        &drop,
+        "--as",
+        &alice,
+    ]);
+    ensure(
+        !out.ok && out.both().contains("written only by the operator"),
+        || format!("alice removing the denial: {}", out.both()),
+    )?;
+    let out = patch_session(&ns, WAITING, Some(&alice), "merge", ttl);
+    ensure(out.ok, || format!("alice's TTL change: {}", out.both()))?;
+    let generation = get_session(&ns, WAITING)?["metadata"]["generation"].clone();
+    WAIT.session(&ns, WAITING, "the new spec denied too", TIMEOUT, |v| {
+        v["status"]["observedGeneration"] == generation && ready_reason(v) == "Denied"
+    })?;
     holds_for("Failed, with FREE untouched", HOLD, || {
         let v = get_session(&ns, WAITING)?;
         ensure(phase_is(&v, "Failed"), || summary(&v))?;
         workload_unchanged(run, FREE, true)
     })?;
     Ok(format!(
-        "phase Failed, Ready reason Denied: {}",
+        "phase Failed, Ready reason Denied, also after a spec change: {}",
         s(&v, "/status/message")
     ))
 }
