@@ -107,7 +107,8 @@ def test_pdb_api_version_follows_the_cluster(helm_cfg, installed):
     """Installed (server dry-run) against the live cluster, the PDB uses the newest policy API it serves:
     policy/v1beta1 on 1.20 (offline rendering gives policy/v1)."""
     served = kubectl("api-versions").stdout.split()
-    rel = helm_cfg.install(CHART_DIR, "dbgs-pdb-probe", local_values(replicaCount=2, rbac={"aggregateToUserRoles": False}),
+    rel = helm_cfg.install(CHART_DIR, "dbgs-pdb-probe", local_values(replicaCount=2, rbac={"aggregateToUserRoles": False},
+                                                                approval={"createApproverRole": False}),
                            namespace=NAMESPACE, dry_run="server")
     pdbs = [d for d in load_docs(rel["manifest"]) if d["kind"] == "PodDisruptionBudget"]
     assert len(pdbs) == 1
