@@ -121,6 +121,12 @@ pub struct Plan {
 
 const POLL_PENDING: Duration = Duration::from_secs(10);
 const POLL_APPLYING: Duration = Duration::from_secs(5);
+/// A rollout that has lasted a minute: the workload watch wakes the session at every step of
+/// it, so the re-check is only the safety net, and it must not cost a GET and a LIST every 5 s
+/// for each of a thousand slow rollouts.
+const POLL_ROLLING_LONG: Duration = Duration::from_secs(20);
+/// How long a rollout is re-checked every [`POLL_APPLYING`].
+const ROLLING_SHORT: Duration = Duration::from_secs(60);
 const POLL_ACTIVE: Duration = Duration::from_secs(60);
 /// An ephemeral shell starting: no watch event announces it.
 const POLL_STARTING: Duration = Duration::from_secs(1);
@@ -264,6 +270,22 @@ impl<'a> Planner<'a> {
             pod: copy.metadata.name.clone().unwrap_or_default(),
             uid: copy.metadata.uid.clone().unwrap_or_default(),
         })
+    }
+
+    /// How soon to look again at a shell making its way into the pods: every 5 s in the first
+    /// minute since the start, then every 20 s.
+    fn poll_rolling(&self) -> Duration {
+        let since = self
+            .status
+            .started_at
+            .as_ref()
+            .map(|t| Duration::try_from(self.now.duration_since(t.0)).unwrap_or(Duration::ZERO))
+            .unwrap_or(Duration::ZERO);
+        if since < ROLLING_SHORT {
+            POLL_APPLYING
+        } else {
+            POLL_ROLLING_LONG
+        }
     }
 
     /// How soon to look again at an ephemeral shell that is starting: every 250 ms in its

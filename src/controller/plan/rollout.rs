@@ -106,7 +106,7 @@ impl Planner<'_> {
             // Nothing wakes the session when an ephemeral container starts: look again soon.
             self.poll_starting()
         } else {
-            POLL_APPLYING
+            self.poll_rolling()
         };
         let next = poll.min(until(self.now, expires));
         self.requeue = Some(self.requeue.map_or(next, |r| r.min(next)));

@@ -380,3 +380,15 @@ fn ended_sessions_only_release_leftovers_and_cleanup_reverts() {
         WorkloadAction::None
     );
 }
+
+#[test]
+fn a_long_rollout_is_rechecked_less_often() {
+    // The workload watch wakes the session at each step; the re-check is the safety net.
+    let s = started("15m");
+    let rolling = running_obs(vec![pod("web-a", true, false)]);
+    let p = plan(&s, &rolling, &Settings::default(), at(30));
+    assert_eq!(p.status.phase, Some(Phase::Applying));
+    assert_eq!(p.requeue, Some(Duration::from_secs(5)));
+    let p = plan(&s, &rolling, &Settings::default(), at(120));
+    assert_eq!(p.requeue, Some(Duration::from_secs(20)));
+}
