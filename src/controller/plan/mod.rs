@@ -272,16 +272,19 @@ impl<'a> Planner<'a> {
         })
     }
 
-    /// How soon to look again at a shell making its way into the pods: every 5 s in the first
-    /// minute since the start, then every 20 s.
-    fn poll_rolling(&self) -> Duration {
-        let since = self
-            .status
+    /// How long ago the session started (zero before it has).
+    fn since_start(&self) -> Duration {
+        self.status
             .started_at
             .as_ref()
             .map(|t| Duration::try_from(self.now.duration_since(t.0)).unwrap_or(Duration::ZERO))
-            .unwrap_or(Duration::ZERO);
-        if since < ROLLING_SHORT {
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// How soon to look again at a shell making its way into the pods: every 5 s in the first
+    /// minute since the start, then every 20 s.
+    fn poll_rolling(&self) -> Duration {
+        if self.since_start() < ROLLING_SHORT {
             POLL_APPLYING
         } else {
             POLL_ROLLING_LONG
@@ -291,13 +294,7 @@ impl<'a> Planner<'a> {
     /// How soon to look again at an ephemeral shell that is starting: every 250 ms in its
     /// first 3 s, then every second.
     fn poll_starting(&self) -> Duration {
-        let since = self
-            .status
-            .started_at
-            .as_ref()
-            .map(|t| Duration::try_from(self.now.duration_since(t.0)).unwrap_or(Duration::ZERO))
-            .unwrap_or(Duration::ZERO);
-        if since < STARTING_FIRST {
+        if self.since_start() < STARTING_FIRST {
             POLL_STARTING_FIRST
         } else {
             POLL_STARTING
