@@ -175,15 +175,7 @@ pub fn signal_operator(run: &Run, sig: &str) -> R<()> {
 /// credentials, so its username is the harness's: first guessed from the kubeconfig, then
 /// learnt from the stamp of a dry run, and the operator restarted if the guess was wrong.
 pub fn start_operator_and_webhooks(run: &mut Run) -> R<()> {
-    run.operator_user = k(&[
-        "config",
-        "view",
-        "--minify",
-        "-o",
-        "jsonpath={.contexts[0].context.user}",
-    ])?
-    .trim()
-    .to_string();
+    run.operator_user = kubeconfig_user()?;
     start_operator(run, Mode::Normal)?;
     register_webhooks(run)?;
     let me = dry_run_requester(run, None)?
