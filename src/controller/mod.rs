@@ -11,6 +11,8 @@ pub mod act;
 pub mod backoff;
 pub mod conditions;
 pub mod context;
+pub mod events;
+pub mod index;
 pub mod observe;
 pub mod plan;
 pub mod report;
@@ -203,9 +205,12 @@ async fn reconcile_planned(session: &DebugSession, ctx: &Context) -> Result<Acti
         faultpoint::reach(faultpoint::AFTER_RELEASE).await;
     }
     let requester = obs.stamp.as_ref().map(|s| s.requester.username.as_str());
-    report(session, ctx, &plan, requester, now).await?;
-    Ok(plan
-        .requeue
+    let waits = report(session, ctx, &plan, requester, now).await?;
+    let requeue = match (plan.requeue, waits) {
+        (Some(r), Some(w)) => Some(r.min(w)),
+        (r, w) => r.or(w),
+    };
+    Ok(requeue
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))
 }
@@ -252,10 +257,11 @@ async fn cleanup(session: &DebugSession, ctx: &Context) -> Result<Action> {
     let plan = plan::plan_cleanup(session, &obs, now);
     act(session, ctx, &plan).await?;
     faultpoint::reach(faultpoint::CLEANUP_AFTER_RELEASE).await;
-    publish(session, ctx, &plan).await;
+    publish(session, ctx, &plan);
     report::audit_deleted(session, ctx, &plan, now);
     ctx.metrics.ended_by_deletion(session);
     ctx.metrics.forget(session);
+    ctx.forget_status_writes(&ObjectRef::from_obj(session));
     info!(action = ?plan.action, "session deleted");
     Ok(Action::await_change())
 }

@@ -7,17 +7,23 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::Api;
-use kube::runtime::controller::Controller;
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::controller::{Config, Controller};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tracing::info;
 
 use super::backoff::WatchBackoff;
+use super::index::TargetIndex;
 use super::{Context, error_policy, reconcile, sweep};
 use crate::api::{DebugSession, TargetKind};
 use crate::session::copy::SESSION_LABEL;
+
+/// How many sessions reconcile at once: enough to keep the API server busy, few enough that a
+/// thousand sessions created or expiring together do not hold a thousand responses in memory.
+const CONCURRENCY: u16 = 32;
 
 /// Runs the controller until `shutdown` resolves. `ready` is set after the first sync.
 pub async fn run(
@@ -26,29 +32,47 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Clone + Send + Sync + 'static,
 ) {
     let client = ctx.client.clone();
-    let sessions = Api::<DebugSession>::all(client.clone());
-    let controller = Controller::new(sessions, watcher::Config::default().any_semantic())
-        .trigger_backoff(WatchBackoff::default());
-    let store = controller.store();
     let wc = || watcher::Config::default().any_semantic();
-    let controller = controller
-        .watches(
-            Api::<Deployment>::all(client.clone()),
-            wc(),
-            mapper(store.clone(), TargetKind::Deployment),
+    // The sessions, cached without their managedFields (nothing reads them), and indexed by
+    // the workload each one targets.
+    let (store, writer) = reflector::store();
+    let index = Arc::new(TargetIndex::default());
+    let indexed = index.clone();
+    let sessions = watcher::watcher(Api::<DebugSession>::all(client.clone()), wc())
+        .backoff(WatchBackoff::default())
+        .modify(|s| s.managed_fields_mut().clear())
+        .inspect(move |ev| {
+            if let Ok(ev) = ev {
+                indexed.apply(ev);
+            }
+        })
+        .reflect(writer)
+        .applied_objects();
+    // Workloads only wake their sessions: their metadata is enough (a change of spec or status
+    // moves the resourceVersion); a reconcile reads the workload it needs.
+    let controller = Controller::for_stream(sessions, store.clone())
+        .with_config(Config::default().concurrency(CONCURRENCY))
+        .watches_stream(
+            workloads::<Deployment>(&client),
+            mapper(index.clone(), TargetKind::Deployment),
         )
-        .watches(
-            Api::<StatefulSet>::all(client.clone()),
-            wc(),
-            mapper(store.clone(), TargetKind::StatefulSet),
+        .watches_stream(
+            workloads::<StatefulSet>(&client),
+            mapper(index.clone(), TargetKind::StatefulSet),
         )
-        .watches(
-            Api::<DaemonSet>::all(client.clone()),
-            wc(),
-            mapper(store.clone(), TargetKind::DaemonSet),
+        .watches_stream(
+            workloads::<DaemonSet>(&client),
+            mapper(index.clone(), TargetKind::DaemonSet),
         )
         // The copies of Copy-mode sessions, by their label: a copy starting wakes its session.
-        .owns(Api::<Pod>::all(client.clone()), wc().labels(SESSION_LABEL))
+        .owns_stream(
+            watcher::watcher(
+                Api::<PartialObjectMeta<Pod>>::all(client.clone()),
+                wc().labels(SESSION_LABEL),
+            )
+            .backoff(WatchBackoff::default())
+            .touched_objects(),
+        )
         .graceful_shutdown_on(shutdown.clone());
     let ready_store = store.clone();
     tokio::spawn(async move {
@@ -85,22 +109,26 @@ pub async fn run(
     info!("controller stopped");
 }
 
+/// The metadata of every workload of kind `K`, as it changes.
+fn workloads<K>(
+    client: &Client,
+) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    // `Api<PartialObjectMeta<K>>` lists and watches metadata only.
+    watcher::watcher(
+        Api::<PartialObjectMeta<K>>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .backoff(WatchBackoff::default())
+    .touched_objects()
+}
+
 /// Maps a workload event to the sessions that target it.
 fn mapper<K: Resource<DynamicType = ()>>(
-    store: Store<DebugSession>,
+    index: Arc<TargetIndex>,
     kind: TargetKind,
-) -> impl Fn(K) -> Vec<ObjectRef<DebugSession>> + Send + Sync + 'static {
-    move |obj: K| {
-        let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
-        store
-            .state()
-            .iter()
-            .filter(|s| s.namespace().as_deref() == Some(ns.as_str()))
-            .filter(|s| {
-                let (k, n) = s.target_in_force();
-                k == kind && n == name
-            })
-            .map(|s| ObjectRef::from_obj(s.as_ref()))
-            .collect()
-    }
+) -> impl Fn(PartialObjectMeta<K>) -> Vec<ObjectRef<DebugSession>> + Send + Sync + 'static {
+    move |obj| index.sessions(&obj.namespace().unwrap_or_default(), kind, &obj.name_any())
 }
