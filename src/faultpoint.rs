@@ -5,7 +5,8 @@
 
 use std::sync::OnceLock;
 
-/// The holder annotation was applied; the shell was not.
+/// The holder annotation was applied: alone on the careful way of a take, with the shell when
+/// one apply took the workload (see `act::patch::take`).
 pub const AFTER_HOLD: &str = "after-hold";
 /// The shell was applied; the status was not written.
 pub const AFTER_SHELL: &str = "after-shell";

@@ -3,11 +3,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 
+use super::events::EventQueue;
+use super::plan::coalesce::PROGRESS_EVERY;
 use crate::api::DebugSession;
 use crate::metrics::Metrics;
 use crate::session::policy::Policy;
@@ -25,12 +28,16 @@ pub struct Context {
     /// may create a session gets a shell). Off by default.
     pub insecure_allow_unstamped: bool,
     pub recorder: Recorder,
+    /// The recorder's Events, sent in the background.
+    pub events: EventQueue,
     pub metrics: Arc<Metrics>,
     /// Consecutive failed reconciles per session, for the error backoff.
     pub(super) failures: Mutex<HashMap<ObjectRef<DebugSession>, u32>>,
     /// UIDs of deleted sessions whose end is in the audit trail (a deletion may be cleaned up
     /// more than once before the finalizer goes).
     pub(super) audited_deletions: Mutex<HashSet<String>>,
+    /// When each session's status was last written (see [`super::plan::coalesce`]).
+    status_written: Mutex<HashMap<ObjectRef<DebugSession>, Instant>>,
     /// Whether the API server takes the 1.20-1.21 shape of `pods/ephemeralcontainers` (an
     /// `EphemeralContainers` object), learnt from its version on first use.
     legacy_ephemeral: OnceLock<bool>,
@@ -50,8 +57,10 @@ impl Context {
             controller: "debugsession-operator".into(),
             instance,
         };
+        let recorder = Recorder::new(client.clone(), reporter);
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: EventQueue::new(recorder.clone()),
+            recorder,
             client,
             settings,
             policy,
@@ -60,7 +69,32 @@ impl Context {
             metrics,
             failures: Mutex::default(),
             audited_deletions: Mutex::default(),
+            status_written: Mutex::default(),
             legacy_ephemeral: OnceLock::new(),
+        }
+    }
+
+    /// Notes that the status of `session` was written now.
+    pub(super) fn status_written(&self, session: &ObjectRef<DebugSession>) {
+        if let Ok(mut m) = self.status_written.lock() {
+            if m.len() > 4096 {
+                m.retain(|_, at| at.elapsed() < PROGRESS_EVERY);
+            }
+            m.insert(session.clone(), Instant::now());
+        }
+    }
+
+    /// How long a progress-only status change of `session` has to wait for its write: the rest
+    /// of [`PROGRESS_EVERY`] since the last write by this process, if any.
+    pub(super) fn progress_wait(&self, session: &ObjectRef<DebugSession>) -> Option<Duration> {
+        let m = self.status_written.lock().ok()?;
+        let left = PROGRESS_EVERY.checked_sub(m.get(session)?.elapsed())?;
+        (!left.is_zero()).then_some(left)
+    }
+
+    pub(super) fn forget_status_writes(&self, session: &ObjectRef<DebugSession>) {
+        if let Ok(mut m) = self.status_written.lock() {
+            m.remove(session);
         }
     }
 

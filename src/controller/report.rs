@@ -6,10 +6,13 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tracing::warn;
+
+use std::time::Duration;
+
+use kube::runtime::reflector::ObjectRef;
 
 use super::Context;
-use super::plan::Plan;
+use super::plan::{Plan, coalesce};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::conditions;
@@ -18,23 +21,31 @@ use crate::audit;
 use crate::{Error, Result};
 
 /// Writes the planned status (when it changed), records events, the audit trail and metrics.
-/// `requester` is the user of the verified stamp.
+/// `requester` is the user of the verified stamp. A change that is only a rollout's progress,
+/// shortly after the last write, waits: the result is how long (the session looks again then).
 pub(super) async fn report(
     session: &DebugSession,
     ctx: &Context,
     plan: &Plan,
     requester: Option<&str>,
     now: Timestamp,
-) -> Result<()> {
+) -> Result<Option<Duration>> {
     let old = session.status.clone().unwrap_or_default();
     if old != plan.status {
+        let waits = coalesce::progress_only(&old, &plan.status)
+            .then(|| ctx.progress_wait(&ObjectRef::from_obj(session)))
+            .flatten();
+        if waits.is_some() {
+            // Planned again, with its events, when the wait is over.
+            return Ok(waits);
+        }
         write_status(session, ctx, &plan.status).await?;
     }
-    publish(session, ctx, plan).await;
+    publish(session, ctx, plan);
     audit_transitions(session, ctx, &plan.status, requester, now);
     ctx.metrics
         .observe_transition(session, &old, &plan.status, now);
-    Ok(())
+    Ok(None)
 }
 
 /// One audit line per transition from the session's status to `status`, just written.
@@ -126,10 +137,11 @@ pub(super) async fn write_status(
     )
     .await
     .map_err(Error::WriteStatus)?;
+    ctx.status_written(&ObjectRef::from_obj(session));
     Ok(())
 }
 
-pub(super) async fn publish(session: &DebugSession, ctx: &Context, plan: &Plan) {
+pub(super) fn publish(session: &DebugSession, ctx: &Context, plan: &Plan) {
     let reference = session.object_ref(&());
     for note in &plan.notes {
         let event = Event {
@@ -146,8 +158,6 @@ pub(super) async fn publish(session: &DebugSession, ctx: &Context, plan: &Plan) 
                 .unwrap_or_else(|| note.reason.to_string()),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            warn!(error = %e, reason = note.reason, "could not record event");
-        }
+        ctx.events.publish(event, reference.clone());
     }
 }

@@ -5,10 +5,12 @@
 pub mod copy;
 pub mod ephemeral;
 pub mod patch;
+#[cfg(test)]
+mod tests;
 
 use kube::ResourceExt;
 use kube::runtime::events::{Event, EventType};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::Context;
 use super::plan::{Plan, WorkloadAction};
@@ -96,18 +98,12 @@ pub(super) async fn act(session: &DebugSession, ctx: &Context, plan: &Plan) -> R
     };
     // Say it on the workload too, so that `kubectl describe` of the target shows who changed it.
     if let Some(uid) = plan.status.target.as_ref().map(|t| t.uid.clone()) {
-        workload_event(ctx, &w, uid, note.0, note.1).await;
+        workload_event(ctx, &w, uid, note.0, note.1);
     }
     Ok(())
 }
 
-async fn workload_event(
-    ctx: &Context,
-    w: &apply::WorkloadRef,
-    uid: String,
-    reason: &str,
-    note: String,
-) {
+fn workload_event(ctx: &Context, w: &apply::WorkloadRef, uid: String, reason: &str, note: String) {
     let reference = k8s_openapi::api::core::v1::ObjectReference {
         api_version: Some("apps/v1".into()),
         kind: Some(w.kind.as_str().into()),
@@ -123,7 +119,5 @@ async fn workload_event(
         action: reason.into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-        warn!(error = %e, reason, workload = %w, "could not record event on the workload");
-    }
+    ctx.events.publish(event, reference);
 }

@@ -85,14 +85,31 @@ fn classify(e: kube::Error) -> Error {
     }
 }
 
-/// Takes the workload (fails with [`Error::Taken`] when another session holds it), then applies
-/// the shell ([`apply_shell`]). Before taking the workload the shell is applied as a dry run, so
-/// that nothing is held when the API server would refuse the shell; a refusal of the real apply
-/// after the hold releases the hold again. Either refusal is [`Error::Rejected`].
+/// Takes the workload (fails with [`Error::Taken`] when another session holds it) and applies
+/// the shell.
+///
+/// Mostly one write: the whole intent applied without force. The API server refuses it as a
+/// conflict when another manager holds a field of it with another value: another session's holder
+/// annotation, or a field of the shell someone else set. Then the careful way: the shell applied
+/// as a dry run (so that nothing is held when the API server would refuse the shell), the holder
+/// annotation alone without force ([`Error::Taken`] on a conflict), then the shell with force; a
+/// refusal of that apply gives the hold back. A refusal is [`Error::Rejected`], and in either way
+/// leaves nothing of the session in the workload.
 pub async fn take(c: Change<'_>, shell: &Container) -> Result<()> {
     let (w, manager) = (c.workload, c.manager);
     let api = api(c.client, w);
     let full = Patch::Apply(shell_intent(w.kind, &w.name, c.session, shell));
+    match api
+        .patch(&w.name, &PatchParams::apply(manager), &full)
+        .await
+    {
+        Ok(_) => {
+            crate::faultpoint::reach(crate::faultpoint::AFTER_HOLD).await;
+            return Ok(());
+        }
+        Err(kube::Error::Api(s)) if s.code == 409 => {}
+        Err(e) => return Err(classify(e)),
+    }
     api.patch(
         &w.name,
         &PatchParams::apply(manager).force().dry_run(),

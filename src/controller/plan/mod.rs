@@ -353,6 +353,7 @@ fn until(now: Timestamp, t: Timestamp) -> Duration {
 }
 
 mod approval;
+pub mod coalesce;
 mod copy;
 mod ephemeral;
 pub mod render;
