@@ -3,14 +3,13 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 
 use super::events::EventQueue;
-use super::plan::coalesce::PROGRESS_EVERY;
+use super::writes::StatusWrites;
 use crate::api::DebugSession;
 use crate::metrics::Metrics;
 use crate::session::policy::Policy;
@@ -36,8 +35,8 @@ pub struct Context {
     /// UIDs of deleted sessions whose end is in the audit trail (a deletion may be cleaned up
     /// more than once before the finalizer goes).
     pub(super) audited_deletions: Mutex<HashSet<String>>,
-    /// When each session's status was last written (see [`super::plan::coalesce`]).
-    status_written: Mutex<HashMap<ObjectRef<DebugSession>, Instant>>,
+    /// What this process last wrote to each session's status.
+    pub(super) writes: StatusWrites,
     /// Whether the API server takes the 1.20-1.21 shape of `pods/ephemeralcontainers` (an
     /// `EphemeralContainers` object), learnt from its version on first use.
     legacy_ephemeral: OnceLock<bool>,
@@ -69,32 +68,8 @@ impl Context {
             metrics,
             failures: Mutex::default(),
             audited_deletions: Mutex::default(),
-            status_written: Mutex::default(),
+            writes: StatusWrites::default(),
             legacy_ephemeral: OnceLock::new(),
-        }
-    }
-
-    /// Notes that the status of `session` was written now.
-    pub(super) fn status_written(&self, session: &ObjectRef<DebugSession>) {
-        if let Ok(mut m) = self.status_written.lock() {
-            if m.len() > 4096 {
-                m.retain(|_, at| at.elapsed() < PROGRESS_EVERY);
-            }
-            m.insert(session.clone(), Instant::now());
-        }
-    }
-
-    /// How long a progress-only status change of `session` has to wait for its write: the rest
-    /// of [`PROGRESS_EVERY`] since the last write by this process, if any.
-    pub(super) fn progress_wait(&self, session: &ObjectRef<DebugSession>) -> Option<Duration> {
-        let m = self.status_written.lock().ok()?;
-        let left = PROGRESS_EVERY.checked_sub(m.get(session)?.elapsed())?;
-        (!left.is_zero()).then_some(left)
-    }
-
-    pub(super) fn forget_status_writes(&self, session: &ObjectRef<DebugSession>) {
-        if let Ok(mut m) = self.status_written.lock() {
-            m.remove(session);
         }
     }
 

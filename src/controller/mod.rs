@@ -18,6 +18,7 @@ pub mod plan;
 pub mod report;
 pub mod sweep;
 pub mod watch;
+pub mod writes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,6 +47,7 @@ use report::{publish, report, write_status};
 
 /// Reconciles one DebugSession; the finalizer makes deletion always go through [`cleanup`].
 pub async fn reconcile(session: Arc<DebugSession>, ctx: Arc<Context>) -> Result<Action> {
+    let session = ctx.writes.freshest(session);
     let ns = session.namespace().ok_or(Error::NotNamespaced)?;
     let span = info_span!("reconcile", namespace = %ns, session = %session.name_any());
     async move {
@@ -261,7 +263,7 @@ async fn cleanup(session: &DebugSession, ctx: &Context) -> Result<Action> {
     report::audit_deleted(session, ctx, &plan, now);
     ctx.metrics.ended_by_deletion(session);
     ctx.metrics.forget(session);
-    ctx.forget_status_writes(&ObjectRef::from_obj(session));
+    ctx.writes.forget(&ObjectRef::from_obj(session));
     info!(action = ?plan.action, "session deleted");
     Ok(Action::await_change())
 }

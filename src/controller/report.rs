@@ -33,7 +33,7 @@ pub(super) async fn report(
     let old = session.status.clone().unwrap_or_default();
     if old != plan.status {
         let waits = coalesce::progress_only(&old, &plan.status)
-            .then(|| ctx.progress_wait(&ObjectRef::from_obj(session)))
+            .then(|| ctx.writes.progress_wait(&ObjectRef::from_obj(session)))
             .flatten();
         if waits.is_some() {
             // Planned again, with its events, when the wait is over.
@@ -130,14 +130,15 @@ pub(super) async fn write_status(
         "kind": DebugSession::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &session.name_any(),
-        &PatchParams::apply(STATUS_MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await
-    .map_err(Error::WriteStatus)?;
-    ctx.status_written(&ObjectRef::from_obj(session));
+    let written = api
+        .patch_status(
+            &session.name_any(),
+            &PatchParams::apply(STATUS_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .map_err(Error::WriteStatus)?;
+    ctx.writes.written(session, written);
     Ok(())
 }
 

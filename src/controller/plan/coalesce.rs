@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::api::DebugSessionStatus;
 
 /// How long a rollout's progress may wait before it reaches the status.
-pub const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 
 /// Whether `new` differs from `old` only in the progress of a rollout.
 pub fn progress_only(old: &DebugSessionStatus, new: &DebugSessionStatus) -> bool {
