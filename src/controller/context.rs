@@ -56,10 +56,9 @@ impl Context {
             controller: "debugsession-operator".into(),
             instance,
         };
-        let recorder = Recorder::new(client.clone(), reporter);
         Context {
-            events: EventQueue::new(recorder.clone()),
-            recorder,
+            events: EventQueue::new(client.clone(), reporter.clone()),
+            recorder: Recorder::new(client.clone(), reporter),
             client,
             settings,
             policy,
