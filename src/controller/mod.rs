@@ -13,6 +13,8 @@ pub mod conditions;
 pub mod context;
 pub mod events;
 pub mod index;
+#[cfg(test)]
+mod mock;
 pub mod observe;
 pub mod plan;
 pub mod report;

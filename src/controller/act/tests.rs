@@ -7,51 +7,14 @@ use kube::Client;
 use kube::client::{Body, ClientBuilder};
 use serde_json::{Value, json};
 
+use crate::controller::mock::{Seen, next, refusal};
+
 use super::patch::{Change, WorkloadRef, shell_intent, take};
 use crate::Error;
 use crate::api::{HOLDER_ANNOTATION, TargetKind};
 
-type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
-
 const PATH: &str = "/apis/apps/v1/namespaces/team/deployments/web";
 const MANAGER: &str = "fieldManager=debugsession%2Fteam%2Fdbg";
-
-struct Seen {
-    method: Method,
-    path: String,
-    query: String,
-    body: Value,
-}
-
-/// Answers the next request with `status` (a Status body for an error, else the request's body).
-async fn answer(handle: &mut Handle, status: u16) -> Seen {
-    let (req, send) = handle.next_request().await.expect("a request");
-    let (method, path, query) = (
-        req.method().clone(),
-        req.uri().path().to_string(),
-        req.uri().query().unwrap_or_default().to_string(),
-    );
-    let bytes = req.into_body().collect_bytes().await.unwrap();
-    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let reply = if status >= 400 {
-        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": status,
-               "reason": if status == 409 { "Conflict" } else { "Invalid" }, "message": "refused"})
-    } else {
-        body.clone()
-    };
-    send.send_response(
-        Response::builder()
-            .status(status)
-            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
-            .unwrap(),
-    );
-    Seen {
-        method,
-        path,
-        query,
-        body,
-    }
-}
 
 fn shell() -> Container {
     Container {
@@ -68,7 +31,8 @@ async fn run(statuses: &'static [u16]) -> (crate::Result<()>, Vec<Seen>) {
     let server = tokio::spawn(async move {
         let mut seen = Vec::new();
         for &status in statuses {
-            seen.push(answer(&mut handle, status).await);
+            let reply = (status >= 400).then(|| refusal(status));
+            seen.push(next(&mut handle, status, reply).await);
         }
         (seen, handle)
     });
