@@ -80,17 +80,61 @@ async fn take(client: &Client, kind: TargetKind) -> debugsession_operator::Resul
     apply::take(change, &shell()).await
 }
 
+fn conflict(with: &str, field: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409, "reason": "Conflict",
+        "message": format!("Apply failed with 1 conflict: conflict with \"{with}\": {field}")})
+}
+
+const AS_MANAGER: &str = "&fieldManager=debugsession%2Fteam%2Fdbg";
+
+fn full_intent() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "web", "annotations": {"debugsession.dev/session": "dbg"}},
+           "spec": {"template": {"spec": {"shareProcessNamespace": true, "containers": [
+               {"name": "debug-shell", "image": "busybox:1.36", "stdin": true, "tty": true,
+                "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}}]}}}})
+}
+
+/// After `client` is dropped, the mock sees no further request.
+async fn nothing_more(client: Client, mut handle: Handle, why: &str) {
+    drop(client);
+    assert!(handle.next_request().await.is_none(), "{why}");
+}
+
 #[tokio::test]
-async fn apply_dry_runs_then_takes_the_workload_then_forces_the_shell_fields() {
+async fn a_free_workload_is_taken_with_one_apply_without_force() {
     let (client, mut handle) = mock();
     let server = tokio::spawn(async move {
+        let seen = next(&mut handle, 200, deployment()).await;
+        (seen, handle)
+    });
+    take(&client, TargetKind::Deployment).await.unwrap();
+    let (seen, handle) = server.await.unwrap();
+    assert_eq!(seen.method, Method::PATCH);
+    assert_eq!(seen.path, "/apis/apps/v1/namespaces/team/deployments/web");
+    assert_eq!(seen.query, AS_MANAGER, "no force, no dry run");
+    assert_eq!(seen.content_type, "application/apply-patch+yaml");
+    assert_eq!(seen.body, full_intent());
+    nothing_more(client, handle, "one write takes a free workload").await;
+}
+
+#[tokio::test]
+async fn a_conflict_dry_runs_then_takes_the_workload_then_forces_the_shell_fields() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        let owned = conflict(
+            "kubectl-client-side-apply",
+            ".spec.template.spec.shareProcessNamespace",
+        );
+        let first = next(&mut handle, 409, owned).await;
         let dry = next(&mut handle, 200, deployment()).await;
         let hold = next(&mut handle, 200, deployment()).await;
         let full = next(&mut handle, 200, deployment()).await;
-        (dry, hold, full)
+        (first, dry, hold, full)
     });
     take(&client, TargetKind::Deployment).await.unwrap();
-    let (dry, hold, full) = server.await.unwrap();
+    let (first, dry, hold, full) = server.await.unwrap();
+    assert_eq!(first.body, full_intent());
 
     assert_eq!(dry.method, Method::PATCH);
     assert_eq!(
@@ -100,7 +144,7 @@ async fn apply_dry_runs_then_takes_the_workload_then_forces_the_shell_fields() {
 
     assert_eq!(hold.method, Method::PATCH);
     assert_eq!(hold.path, "/apis/apps/v1/namespaces/team/deployments/web");
-    assert_eq!(hold.query, "&fieldManager=debugsession%2Fteam%2Fdbg");
+    assert_eq!(hold.query, AS_MANAGER);
     assert_eq!(hold.content_type, "application/apply-patch+yaml");
     assert_eq!(
         hold.body,
@@ -117,34 +161,28 @@ async fn apply_dry_runs_then_takes_the_workload_then_forces_the_shell_fields() {
         dry.body, full.body,
         "the dry run tries exactly the real intent"
     );
-    assert_eq!(
-        full.body,
-        json!({"apiVersion": "apps/v1", "kind": "Deployment",
-               "metadata": {"name": "web", "annotations": {"debugsession.dev/session": "dbg"}},
-               "spec": {"template": {"spec": {"shareProcessNamespace": true, "containers": [
-                   {"name": "debug-shell", "image": "busybox:1.36", "stdin": true, "tty": true,
-                    "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}}}]}}}})
-    );
+    assert_eq!(full.body, full_intent());
 }
 
 #[tokio::test]
 async fn a_held_workload_is_reported_as_taken_and_nothing_else_is_sent() {
     let (client, mut handle) = mock();
     let server = tokio::spawn(async move {
-        let conflict = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409, "reason": "Conflict",
-            "message": "Apply failed with 1 conflict: conflict with \"debugsession/team/first\": .metadata.annotations.debugsession.dev/session"});
+        let held = || {
+            conflict(
+                "debugsession/team/first",
+                ".metadata.annotations.debugsession.dev/session",
+            )
+        };
+        next(&mut handle, 409, held()).await; // the whole intent
         next(&mut handle, 200, deployment()).await; // dry run
-        next(&mut handle, 409, conflict).await;
+        next(&mut handle, 409, held()).await; // the hold
         handle
     });
     let err = take(&client, TargetKind::StatefulSet).await.unwrap_err();
     assert!(matches!(err, Error::Taken(_)), "{err}");
-    let mut handle = server.await.unwrap();
-    drop(client);
-    assert!(
-        handle.next_request().await.is_none(),
-        "no forced apply after losing the race"
-    );
+    let handle = server.await.unwrap();
+    nothing_more(client, handle, "no forced apply after losing the race").await;
 }
 
 #[tokio::test]
@@ -191,11 +229,11 @@ fn invalid() -> Value {
 }
 
 #[tokio::test]
-async fn a_shell_the_dry_run_refuses_takes_nothing() {
+async fn a_shell_the_api_server_refuses_takes_nothing() {
     let (client, mut handle) = mock();
     let server = tokio::spawn(async move {
-        let dry = next(&mut handle, 422, invalid()).await;
-        (dry, handle)
+        let first = next(&mut handle, 422, invalid()).await;
+        (first, handle)
     });
     let err = take(&client, TargetKind::Deployment).await.unwrap_err();
     assert!(matches!(err, Error::Rejected(_)), "{err}");
@@ -203,19 +241,22 @@ async fn a_shell_the_dry_run_refuses_takes_nothing() {
         err.to_string()
             .contains("must be less than or equal to memory limit")
     );
-    let (dry, mut handle) = server.await.unwrap();
-    assert!(dry.query.contains("dryRun=All"), "{}", dry.query);
-    drop(client);
-    assert!(
-        handle.next_request().await.is_none(),
-        "no hold after a refused dry run"
-    );
+    let (first, handle) = server.await.unwrap();
+    assert_eq!(first.query, AS_MANAGER);
+    nothing_more(
+        client,
+        handle,
+        "the refused apply wrote nothing: no hold, no release",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_refused_real_apply_gives_the_hold_back_in_the_same_call() {
     let (client, mut handle) = mock();
     let server = tokio::spawn(async move {
+        let owned = conflict("helm", ".spec.template.spec.shareProcessNamespace");
+        next(&mut handle, 409, owned).await; // the whole intent conflicts
         next(&mut handle, 200, deployment()).await; // dry run passes
         next(&mut handle, 200, deployment()).await; // hold
         next(&mut handle, 422, invalid()).await; // the real apply is refused
@@ -224,7 +265,7 @@ async fn a_refused_real_apply_gives_the_hold_back_in_the_same_call() {
     let err = take(&client, TargetKind::Deployment).await.unwrap_err();
     assert!(matches!(err, Error::Rejected(_)), "{err}");
     let release = server.await.unwrap();
-    assert_eq!(release.query, "&fieldManager=debugsession%2Fteam%2Fdbg");
+    assert_eq!(release.query, AS_MANAGER);
     assert_eq!(
         release.body,
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}})

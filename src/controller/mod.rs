@@ -13,8 +13,6 @@ pub mod conditions;
 pub mod context;
 pub mod events;
 pub mod index;
-#[cfg(test)]
-mod mock;
 pub mod observe;
 pub mod plan;
 pub mod report;

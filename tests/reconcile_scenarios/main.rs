@@ -95,7 +95,7 @@ fn context(stamp_key: Option<Vec<u8>>) -> (Arc<Context>, ApiServer) {
     let (insecure, metrics) = (stamp_key.is_none(), Arc::new(Metrics::default()));
     let (settings, policy) = (Settings::default(), Policy::default());
     let ctx = Context::new(client, settings, policy, stamp_key, insecure, metrics, None);
-    (Arc::new(ctx), ApiServer(handle))
+    (Arc::new(ctx), ApiServer::new(handle))
 }
 
 /// One reconcile of the scenario's session while the API server plays the scenario; fails unless
@@ -132,7 +132,7 @@ macro_rules! scenario_tests {
 }
 
 scenario_tests! {
-    start_dry_runs_takes_the_workload_applies_the_shell_and_reports: Start => secs(5),
+    start_takes_the_workload_with_the_shell_in_one_apply_and_reports: Start => secs(5),
     a_session_whose_pods_all_carry_a_ready_shell_is_active: Active => secs(60),
     an_unchanged_active_session_is_only_read: Steady => secs(60),
     an_expired_session_releases_its_fields_and_ends: ExpiryRevert => DONE,
@@ -141,7 +141,7 @@ scenario_tests! {
     a_stripped_shell_is_force_applied_again_without_dry_run_or_hold: Drift => secs(5),
     an_unstamped_spec_change_never_reaches_the_workload: UnstampedSpecChange => secs(60),
     a_hand_written_holder_annotation_makes_the_session_wait: ForeignHolder => secs(30),
-    a_shell_the_dry_run_refuses_fails_the_session_without_holding: RejectedShell => DONE,
+    a_refused_shell_fails_the_session_without_holding: RejectedShell => DONE,
 }
 
 #[tokio::test]

@@ -1,9 +1,26 @@
 //! The API server's side: takes the operator's requests one at a time, in order, and answers.
+//! Events come from the operator's background lanes, at any point: each is answered as it comes,
+//! and they are checked at the end, in order per object.
 
 use super::*;
 
 /// Takes the operator's requests one at a time, in order.
-pub(crate) struct ApiServer(pub(crate) Handle<Request<Body>, Response<Body>>);
+pub(crate) struct ApiServer {
+    handle: Handle<Request<Body>, Response<Body>>,
+    /// The Events created so far.
+    events: Vec<Value>,
+    /// The Events the scenario expects: `[kind, name, type, reason]` of each.
+    want: Vec<Value>,
+}
+
+/// A request: method, URI, content type, body, and where its answer goes.
+type Seen = (
+    Method,
+    http::Uri,
+    Option<HeaderValue>,
+    Value,
+    SendResponse<Response<Body>>,
+);
 
 /// A request of the operator, waiting for its answer.
 pub(crate) struct Call {
@@ -41,16 +58,45 @@ impl Call {
 
 impl ApiServer {
     /// The next request, which must be `method` on exactly `path`.
+    pub(crate) fn new(handle: Handle<Request<Body>, Response<Body>>) -> Self {
+        ApiServer {
+            handle,
+            events: Vec::new(),
+            want: Vec::new(),
+        }
+    }
+
+    /// The next request that is not an Event (Events are answered and kept on the way), or
+    /// `None` once the operator has dropped its client.
+    async fn next(&mut self) -> Option<Seen> {
+        loop {
+            let (req, send) = tokio::time::timeout(WAIT, self.handle.next_request())
+                .await
+                .unwrap_or_else(|_| panic!("nothing came within {WAIT:?}"))?;
+            let content_type = req.headers().get("content-type").cloned();
+            let (method, uri) = (req.method().clone(), req.uri().clone());
+            let bytes = req.into_body().collect_bytes().await.unwrap();
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            if method == Method::POST && uri.path() == EVENTS {
+                assert_eq!(body["reportingController"], "debugsession-operator");
+                let bytes = serde_json::to_vec(&body).unwrap();
+                send.send_response(
+                    Response::builder()
+                        .status(201)
+                        .body(Body::from(bytes))
+                        .unwrap(),
+                );
+                self.events.push(body);
+                continue;
+            }
+            return Some((method, uri, content_type, body, send));
+        }
+    }
+
     pub(crate) async fn expect(&mut self, method: Method, path: &str) -> Call {
-        let (req, send) = match tokio::time::timeout(WAIT, self.0.next_request()).await {
-            Ok(Some(next)) => next,
-            Ok(None) => panic!("expected {method} {path}, but the operator sent nothing more"),
-            Err(_) => panic!("expected {method} {path}, but nothing came within {WAIT:?}"),
+        let Some((got, uri, content_type, body, send)) = self.next().await else {
+            panic!("expected {method} {path}, but the operator sent nothing more")
         };
-        let content_type = req.headers().get("content-type").cloned();
-        let (got, uri) = (req.method().clone(), req.uri().clone());
-        let bytes = req.into_body().collect_bytes().await.unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         assert!(
             got == method && uri.path() == path,
             "expected {method} {path}, got {got} {uri}\n{body:#}"
@@ -65,13 +111,31 @@ impl ApiServer {
         }
     }
 
-    /// Nothing else comes: the operator drops its client once reconcile returns.
-    pub(crate) async fn nothing_more(mut self, scenario: Scenario) {
-        match tokio::time::timeout(WAIT, self.0.next_request()).await {
-            Ok(None) => {}
-            Ok(Some((req, _))) => panic!("{scenario:?}: unexpected {} {}", req.method(), req.uri()),
-            Err(_) => panic!("{scenario:?}: reconcile neither returned nor sent a request"),
+    /// Nothing else comes but the expected Events: the operator drops its client once reconcile
+    /// returns and its Events are sent. Returns the Events.
+    pub(crate) async fn nothing_more(mut self, scenario: Scenario) -> Vec<Value> {
+        if let Some((method, uri, ..)) = self.next().await {
+            panic!("{scenario:?}: unexpected {method} {uri}");
         }
+        for kind in ["Deployment", "DebugSession"] {
+            let of = |events: &[Value]| -> Vec<Value> {
+                events.iter().filter(|e| e[0] == kind).cloned().collect()
+            };
+            let seen: Vec<Value> = self
+                .events
+                .iter()
+                .map(|b| {
+                    let r = &b["regarding"];
+                    json!([r["kind"], r["name"], b["type"], b["reason"]])
+                })
+                .collect();
+            assert_eq!(
+                of(&seen),
+                of(&self.want),
+                "{scenario:?}: Events on the {kind}"
+            );
+        }
+        self.events
     }
 
     pub(crate) async fn get(&mut self, path: &str, reply: Value) {
@@ -109,6 +173,11 @@ impl ApiServer {
         self.apply(AS_MANAGER, hold_intent()).await
     }
 
+    /// Takes a free workload: the holder annotation and the shell, without force.
+    pub(crate) async fn take(&mut self) -> Call {
+        self.apply(AS_MANAGER, shell_intent()).await
+    }
+
     pub(crate) async fn force_shell(&mut self) -> Call {
         self.apply(FORCED, shell_intent()).await
     }
@@ -119,29 +188,23 @@ impl ApiServer {
         call.reply(deployment(false, None));
     }
 
-    /// An Event (events.k8s.io/v1) on `web` or on the session; echoed back as created.
-    pub(crate) async fn event(&mut self, kind: &str, reason: &str, type_: &str) -> Value {
-        let call = self.expect(Method::POST, EVENTS).await;
-        let body = call.body.clone();
+    /// An Event (events.k8s.io/v1) expected on `web` or on the session, after the ones expected
+    /// on it before.
+    fn event(&mut self, kind: &str, reason: &str, type_: &str) {
         let name = if kind == "Deployment" { "web" } else { "dbg" };
-        let r = &body["regarding"];
-        let seen = json!([r["kind"], r["name"], body["type"], body["reason"]]);
-        assert_eq!(seen, json!([kind, name, type_, reason]), "{body:#}");
-        assert_eq!(body["reportingController"], "debugsession-operator");
-        call.answer(201, body.clone());
-        body
+        self.want.push(json!([kind, name, type_, reason]));
     }
 
-    pub(crate) async fn workload_event(&mut self, reason: &str) -> Value {
-        self.event("Deployment", reason, "Normal").await
+    pub(crate) fn workload_event(&mut self, reason: &str) {
+        self.event("Deployment", reason, "Normal")
     }
 
-    pub(crate) async fn note(&mut self, reason: &str) {
-        self.event("DebugSession", reason, "Normal").await;
+    pub(crate) fn note(&mut self, reason: &str) {
+        self.event("DebugSession", reason, "Normal")
     }
 
-    pub(crate) async fn warning(&mut self, reason: &str) {
-        self.event("DebugSession", reason, "Warning").await;
+    pub(crate) fn warning(&mut self, reason: &str) {
+        self.event("DebugSession", reason, "Warning")
     }
 
     /// The status apply, answered with the session carrying it; returns the status.
@@ -174,19 +237,25 @@ impl ApiServer {
             Scenario::RejectedShell => self.rejected_shell(&s).await,
             Scenario::LostRace => self.lost_race(&s).await,
         }
-        self.nothing_more(scenario).await
+        let events = self.nothing_more(scenario).await;
+        if let Scenario::Start = scenario {
+            // The Event on the workload says who changed it.
+            let added = events.iter().find(|e| e["reason"] == "DebugShellAdded");
+            let event = added.expect("a DebugShellAdded event");
+            assert_eq!(event["regarding"]["uid"], WEB_UID);
+            contains(
+                event["note"].as_str().unwrap(),
+                "field manager debugsession/team/dbg",
+            );
+        }
     }
 
     pub(crate) async fn start(&mut self, s: &DebugSession) {
         self.get(DEPLOY, deployment(false, None)).await;
         self.get(NAMESPACE, namespace()).await;
-        self.dry_run().await.reply(ours(true));
-        self.hold().await.reply(ours(false));
-        self.force_shell().await.reply(ours(true));
-        let event = self.workload_event("DebugShellAdded").await;
-        assert_eq!(event["regarding"]["uid"], WEB_UID);
-        let note = event["note"].as_str().unwrap();
-        contains(note, "field manager debugsession/team/dbg");
+        // One apply without force takes a free workload.
+        self.take().await.reply(ours(true));
+        self.workload_event("DebugShellAdded");
         let status = self.status(s).await;
         assert_eq!(status["phase"], "Applying");
         assert_condition(&status, "Ready", "False", "RollingOut");
@@ -200,8 +269,8 @@ impl ApiServer {
         let ttl = at("expiresAt").duration_since(at("startedAt"));
         assert_eq!(ttl, SignedDuration::from_mins(15));
         // A first reconcile says who asked.
-        self.note("Requested").await;
-        self.note("Applied").await;
+        self.note("Requested");
+        self.note("Applied");
     }
 
     pub(crate) async fn active(&mut self, s: &DebugSession) {
@@ -215,7 +284,7 @@ impl ApiServer {
         assert_eq!(status["pods"][0]["attach"], attach);
         let started = &s.status.as_ref().unwrap().started_at;
         assert_eq!(status["startedAt"], json!(started));
-        self.note("Active").await;
+        self.note("Active");
     }
 
     /// Looking again at an unchanged active session only reads: no status write, no event.
@@ -229,22 +298,22 @@ impl ApiServer {
         // Listed although an expired session never looks at its pods.
         self.list_pods().await;
         self.release().await;
-        self.workload_event("DebugShellRemoved").await;
+        self.workload_event("DebugShellRemoved");
         let status = self.status(s).await;
         assert_eq!(status["phase"], "Expired");
         assert_condition(&status, "Reverted", "True", "Expired");
         assert_condition(&status, "Ready", "False", "Expired");
         assert!(status["endedAt"].is_string(), "{status:#}");
         assert!(status.get("pods").is_none(), "{status:#}");
-        self.note("Expired").await;
-        self.note("Reverted").await;
+        self.note("Expired");
+        self.note("Reverted");
     }
 
     pub(crate) async fn delete(&mut self, s: &DebugSession) {
         self.get(DEPLOY, ours(true)).await;
         self.release().await;
-        self.workload_event("DebugShellRemoved").await;
-        self.note("Reverted").await;
+        self.workload_event("DebugShellRemoved");
+        self.note("Reverted");
         // kube-runtime's finalizer helper: a JSON patch that tests the index, then removes it.
         let call = self.expect(Method::PATCH, SESSION).await;
         call.assert_query("");
@@ -271,8 +340,8 @@ impl ApiServer {
         contains(&message, "DebugSession first");
         assert!(status.get("startedAt").is_none(), "{status:#}");
         // A first reconcile says who asked.
-        self.note("Requested").await;
-        self.note("HeldByOtherSession").await;
+        self.note("Requested");
+        self.note("HeldByOtherSession");
     }
 
     pub(crate) async fn drift(&mut self, s: &DebugSession) {
@@ -281,12 +350,12 @@ impl ApiServer {
         // Listed although a drifted session re-applies before it looks at pods.
         self.list_pods().await;
         self.force_shell().await.reply(ours(true));
-        self.workload_event("DebugShellAdded").await;
+        self.workload_event("DebugShellAdded");
         let status = self.status(s).await;
         assert_eq!(status["phase"], "Applying");
         let message = assert_condition(&status, "Ready", "False", "Drifted");
         contains(&message, "container debug-shell was removed");
-        self.warning("Drifted").await;
+        self.warning("Drifted");
     }
 
     pub(crate) async fn unstamped_spec_change(&mut self, s: &DebugSession) {
@@ -302,7 +371,7 @@ impl ApiServer {
         assert_eq!(status["expiresAt"], json!(old.expires_at), "expiry kept");
         assert_eq!(status["phase"], "Active", "the old shell keeps running");
         assert_eq!(status["requester"], "alice");
-        self.warning("SpecNotStamped").await;
+        self.warning("SpecNotStamped");
     }
 
     pub(crate) async fn foreign_holder(&mut self, s: &DebugSession) {
@@ -315,28 +384,30 @@ impl ApiServer {
         contains(&message, "field manager kubectl-annotate");
         contains(&message, "debugsession.dev/session=\"ghost\"");
         // A first reconcile says who asked.
-        self.note("Requested").await;
-        self.warning("ForeignHolder").await;
+        self.note("Requested");
+        self.warning("ForeignHolder");
     }
 
     pub(crate) async fn rejected_shell(&mut self, s: &DebugSession) {
         self.get(DEPLOY, deployment(false, None)).await;
         self.get(NAMESPACE, namespace()).await;
-        self.dry_run().await.fail(422, "Invalid", INVALID);
-        // No hold, and so nothing to release.
+        self.take().await.fail(422, "Invalid", INVALID);
+        // Refused as a whole: nothing held, nothing to release.
         let status = self.status(s).await;
         assert_eq!(status["phase"], "Failed");
         let message = assert_condition(&status, "Ready", "False", "ApplyRejected");
         contains(&message, "must be less than or equal to memory limit");
         assert_condition(&status, "Reverted", "True", "NothingToRevert");
         // A first reconcile says who asked.
-        self.note("Requested").await;
-        self.warning("ApplyRejected").await;
+        self.note("Requested");
+        self.warning("ApplyRejected");
     }
 
     pub(crate) async fn lost_race(&mut self, s: &DebugSession) {
         self.get(DEPLOY, deployment(false, None)).await;
         self.get(NAMESPACE, namespace()).await;
+        // Another session's holder annotation conflicts: the careful way, whose hold loses.
+        self.take().await.fail(409, "Conflict", CONFLICT);
         self.dry_run().await.reply(ours(true));
         self.hold().await.fail(409, "Conflict", CONFLICT);
         // The first reconcile failed, and still leaves a phase.

@@ -5,8 +5,6 @@
 pub mod copy;
 pub mod ephemeral;
 pub mod patch;
-#[cfg(test)]
-mod tests;
 
 use kube::ResourceExt;
 use kube::runtime::events::{Event, EventType};

@@ -109,7 +109,7 @@ fn retries_back_off_to_five_minutes() {
 
 // --- mocked API server ---
 
-use crate::controller::mock::{Handle, next};
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
 fn mock() -> (Client, Recorder, Handle) {
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
@@ -119,6 +119,49 @@ fn mock() -> (Client, Recorder, Handle) {
         instance: None,
     };
     (client.clone(), Recorder::new(client, reporter), handle)
+}
+
+#[derive(Debug)]
+struct Seen {
+    method: Method,
+    path: String,
+    query: String,
+    accept: String,
+    body: Value,
+}
+
+/// Answers the next request with `status` and `reply`; `None` as reply echoes the body.
+async fn next(handle: &mut Handle, status: u16, reply: Option<Value>) -> Seen {
+    let (req, send) = handle.next_request().await.expect("a request");
+    let (method, path, query, accept) = (
+        req.method().clone(),
+        req.uri().path().to_string(),
+        req.uri().query().unwrap_or_default().to_string(),
+        req.headers()
+            .get("accept")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default(),
+    );
+    let bytes = req.into_body().collect_bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    let reply = reply.unwrap_or_else(|| body.clone());
+    send.send_response(
+        Response::builder()
+            .status(status)
+            .body(Body::from(serde_json::to_vec(&reply).unwrap()))
+            .unwrap(),
+    );
+    Seen {
+        method,
+        path,
+        query,
+        accept,
+        body,
+    }
 }
 
 fn not_found() -> Value {
