@@ -50,8 +50,11 @@ pub async fn run(
         .applied_objects();
     // Workloads only wake their sessions: their metadata is enough (a change of spec or status
     // moves the resourceVersion); a reconcile reads the workload it needs.
+    // The controller backs off its merged triggers as well: with kube's default (up to 30 s),
+    // an API server restart could leave every watch asleep half a minute after it came back.
     let controller = Controller::for_stream(sessions, store.clone())
         .with_config(Config::default().concurrency(CONCURRENCY))
+        .trigger_backoff(WatchBackoff::default())
         .watches_stream(
             workloads::<Deployment>(&client),
             mapper(index.clone(), TargetKind::Deployment),
