@@ -1,15 +1,14 @@
 //! Report: write the planned status (server-side apply on the status subresource), record the
 //! planned Events on the session and update the metrics.
 
+use std::time::Duration;
+
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-
-use std::time::Duration;
-
-use kube::runtime::reflector::ObjectRef;
 
 use super::Context;
 use super::plan::{Plan, coalesce};

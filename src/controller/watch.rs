@@ -68,14 +68,7 @@ pub async fn run(
             mapper(index.clone(), TargetKind::DaemonSet),
         )
         // The copies of Copy-mode sessions, by their label: a copy starting wakes its session.
-        .owns_stream(
-            watcher::watcher(
-                Api::<PartialObjectMeta<Pod>>::all(client.clone()),
-                wc().labels(SESSION_LABEL),
-            )
-            .backoff(WatchBackoff::default())
-            .touched_objects(),
-        )
+        .owns_stream(metadata_events::<Pod>(&client, wc().labels(SESSION_LABEL)).touched_objects())
         .graceful_shutdown_on(shutdown.clone());
     let ready_store = store.clone();
     tokio::spawn(async move {
@@ -112,6 +105,19 @@ pub async fn run(
     info!("controller stopped");
 }
 
+/// The watch events of the objects of kind `K` that `config` selects, metadata only
+/// (`Api<PartialObjectMeta<K>>` lists and watches metadata), retried with [`WatchBackoff`].
+pub(super) fn metadata_events<K>(
+    client: &Client,
+    config: watcher::Config,
+) -> impl futures::Stream<Item = watcher::Result<watcher::Event<PartialObjectMeta<K>>>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    watcher::watcher(Api::<PartialObjectMeta<K>>::all(client.clone()), config)
+        .backoff(WatchBackoff::default())
+}
+
 /// The metadata of every workload of kind `K`, as it changes.
 fn workloads<K>(
     client: &Client,
@@ -119,13 +125,7 @@ fn workloads<K>(
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    // `Api<PartialObjectMeta<K>>` lists and watches metadata only.
-    watcher::watcher(
-        Api::<PartialObjectMeta<K>>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
-    )
-    .backoff(WatchBackoff::default())
-    .touched_objects()
+    metadata_events::<K>(client, watcher::Config::default().any_semantic()).touched_objects()
 }
 
 /// Maps a workload event to the sessions that target it.

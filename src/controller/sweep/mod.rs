@@ -26,7 +26,6 @@ use futures::stream::{self, BoxStream};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, ObjectMeta};
-use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -37,6 +36,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::backoff::WatchBackoff;
+use super::watch::metadata_events;
 use crate::api::{DebugSession, TargetKind, session_manager};
 use crate::controller::act::patch::{self as apply, WorkloadRef};
 use crate::{Error, Result};
@@ -290,23 +290,18 @@ fn watch<K>(client: &Client, kind: TargetKind) -> BoxStream<'static, Item>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    // `Api<PartialObjectMeta<K>>` lists and watches metadata only.
-    watcher::watcher(
-        Api::<PartialObjectMeta<K>>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
-    )
-    .backoff(WatchBackoff::default())
-    .map(move |res| {
-        let ev = res.map(|ev| match ev {
-            Watched::Apply(o) => Watched::Apply(o.metadata),
-            Watched::InitApply(o) => Watched::InitApply(o.metadata),
-            Watched::Delete(o) => Watched::Delete(o.metadata),
-            Watched::Init => Watched::Init,
-            Watched::InitDone => Watched::InitDone,
-        });
-        (kind, ev)
-    })
-    .boxed()
+    metadata_events::<K>(client, watcher::Config::default().any_semantic())
+        .map(move |res| {
+            let ev = res.map(|ev| match ev {
+                Watched::Apply(o) => Watched::Apply(o.metadata),
+                Watched::InitApply(o) => Watched::InitApply(o.metadata),
+                Watched::Delete(o) => Watched::Delete(o.metadata),
+                Watched::Init => Watched::Init,
+                Watched::InitDone => Watched::InitDone,
+            });
+            (kind, ev)
+        })
+        .boxed()
 }
 
 /// The sweep's state between events.
