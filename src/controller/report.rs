@@ -20,8 +20,10 @@ use crate::audit;
 use crate::{Error, Result};
 
 /// Writes the planned status (when it changed), records events, the audit trail and metrics.
-/// `requester` is the user of the verified stamp. A change that is only a rollout's progress,
-/// shortly after the last write, waits: the result is how long (the session looks again then).
+/// `requester` is the user of the verified stamp. A change that is only a rollout's progress
+/// waits ([`coalesce`]): when it makes a shell attachable, until [`coalesce::PROGRESS_EVERY`]
+/// after the last write (the result is how long: the session looks again then); otherwise
+/// until the next write.
 pub(super) async fn report(
     session: &DebugSession,
     ctx: &Context,
@@ -31,12 +33,16 @@ pub(super) async fn report(
 ) -> Result<Option<Duration>> {
     let old = session.status.clone().unwrap_or_default();
     if old != plan.status {
-        let waits = coalesce::progress_only(&old, &plan.status)
-            .then(|| ctx.writes.progress_wait(&ObjectRef::from_obj(session)))
-            .flatten();
-        if waits.is_some() {
-            // Planned again, with its events, when the wait is over.
-            return Ok(waits);
+        match coalesce::change(&old, &plan.status) {
+            coalesce::Change::Now => {}
+            coalesce::Change::Attachable => {
+                if let Some(wait) = ctx.writes.progress_wait(&ObjectRef::from_obj(session)) {
+                    // Planned again, with its events, when the wait is over.
+                    return Ok(Some(wait));
+                }
+            }
+            // Planned again, with its events, at the plan's next look or the next change.
+            coalesce::Change::Idle => return Ok(None),
         }
         write_status(session, ctx, &plan.status).await?;
     }

@@ -1,7 +1,11 @@
 //! Which status changes may wait: a rollout's progress (which pods carry the shell, how many are
-//! ready, the message that says so) is written at most every [`PROGRESS_EVERY`]; anything else
-//! (a phase, a condition's status or reason, a time, the target) is written at once.
+//! ready, the message that says so) is written only when it changes where a user can attach (the
+//! pods whose shell is ready), and then at most every [`PROGRESS_EVERY`]; progress that changes
+//! nobody's options (a pod that carries the shell but is not ready yet, a reworded message)
+//! waits for the next write. Anything else (a phase, a condition's status or reason, a time,
+//! the target) is written at once.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::api::DebugSessionStatus;
@@ -9,9 +13,40 @@ use crate::api::DebugSessionStatus;
 /// How long a rollout's progress may wait before it reaches the status.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(20);
 
+/// How a planned status differs from the written one, for the write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A phase, reason, time or target: written at once.
+    Now,
+    /// Progress that changes the pods a user can attach to: written within [`PROGRESS_EVERY`].
+    Attachable,
+    /// Progress that changes nobody's options: carried by the next write.
+    Idle,
+}
+
+/// How `new` differs from `old` (which it does).
+pub fn change(old: &DebugSessionStatus, new: &DebugSessionStatus) -> Change {
+    if !progress_only(old, new) {
+        Change::Now
+    } else if ready_pods(old) != ready_pods(new) {
+        Change::Attachable
+    } else {
+        Change::Idle
+    }
+}
+
 /// Whether `new` differs from `old` only in the progress of a rollout.
-pub fn progress_only(old: &DebugSessionStatus, new: &DebugSessionStatus) -> bool {
+fn progress_only(old: &DebugSessionStatus, new: &DebugSessionStatus) -> bool {
     old.phase.is_some_and(|p| !p.is_terminal()) && without_progress(old) == without_progress(new)
+}
+
+/// The pods whose shell is ready: where a user can attach.
+fn ready_pods(s: &DebugSessionStatus) -> BTreeSet<(&str, &str)> {
+    s.pods
+        .iter()
+        .filter(|p| p.ready)
+        .map(|p| (p.name.as_str(), p.container.as_str()))
+        .collect()
 }
 
 fn without_progress(s: &DebugSessionStatus) -> DebugSessionStatus {
@@ -64,6 +99,25 @@ mod tests {
             &old,
             &status(Phase::Applying, "RollingOut", 1)
         ));
+    }
+
+    #[test]
+    fn progress_is_written_when_a_shell_becomes_attachable_and_waits_otherwise() {
+        let old = status(Phase::Applying, "RollingOut", 1);
+        // A second pod with the shell, not ready yet: nobody can attach to more than before.
+        assert_eq!(
+            change(&old, &status(Phase::Applying, "RollingOut", 2)),
+            Change::Idle
+        );
+        let mut one_ready = status(Phase::Applying, "RollingOut", 2);
+        one_ready.pods[1].ready = true;
+        assert_eq!(change(&old, &one_ready), Change::Attachable);
+        // ... and one going away again is news as well.
+        assert_eq!(change(&one_ready, &old), Change::Attachable);
+        assert_eq!(
+            change(&old, &status(Phase::Active, "RollingOut", 1)),
+            Change::Now
+        );
     }
 
     #[test]
