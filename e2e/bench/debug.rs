@@ -11,6 +11,24 @@ use crate::Bench;
 
 const DEPLOY: &str = "e2e/fixtures/nginx-deployment.yaml";
 
+/// A pause before each timed side: a shell added to the pod within a second of the previous
+/// one's start waits for the kubelet's next relist, which would time the side that goes second
+/// in a round, not the way it asks.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+/// [`SETTLE`] and a random part of up to a second: the kubelet reports a started container at
+/// its next relist (every second), and with pauses of a fixed length each side would meet that
+/// clock at the same phase round after round; at random phases both sides draw alike.
+fn settle() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // The low digits of the clock, mixed: a phase between 0 and 1 s.
+    let jitter = u64::from(nanos.wrapping_mul(2_654_435_761) % 1_000_000_000);
+    std::thread::sleep(SETTLE + Duration::from_nanos(jitter));
+}
+
 #[derive(Default, Debug)]
 pub struct DebugTimes {
     pub copy_operator: Vec<f64>,
@@ -37,10 +55,11 @@ pub fn run(b: &Bench, ns: &str) -> R<DebugTimes> {
         .ok_or("Deployment nginx has no pod")?;
     let target = json!({"kind": "Deployment", "name": "nginx", "pod": pod});
     let mut t = DebugTimes::default();
-    for round in 0..=b.rounds {
+    for round in 0..=b.debug_rounds {
         let operator_first = round % 2 == 0;
         // Copy
         let copy_op = || {
+            settle();
             let name = format!("copy-{round}");
             let spec = json!({"target": target, "mode": "Copy", "ttl": "15m"});
             let secs = session_ready_seconds(ns, &name, spec);
@@ -48,6 +67,7 @@ pub fn run(b: &Bench, ns: &str) -> R<DebugTimes> {
             secs
         };
         let copy_k = || {
+            settle();
             let copy = format!("kcopy-{round}");
             let to = format!("--copy-to={copy}");
             let secs = kubectl_debug_seconds(
@@ -70,6 +90,7 @@ pub fn run(b: &Bench, ns: &str) -> R<DebugTimes> {
         };
         // Ephemeral: a container of its own each time (ended ones keep their names).
         let eph_op = || {
+            settle();
             let name = format!("eph-{round}");
             let spec = json!({"target": target, "mode": "Ephemeral", "ttl": "2m"});
             let secs = session_ready_seconds(ns, &name, spec);
@@ -77,6 +98,7 @@ pub fn run(b: &Bench, ns: &str) -> R<DebugTimes> {
             secs
         };
         let eph_k = || {
+            settle();
             let container = format!("debugger-{round}");
             kubectl_debug_seconds(ns, &pod, &["--target=nginx"], &pod, &container, true)
         };
@@ -97,7 +119,6 @@ pub fn run(b: &Bench, ns: &str) -> R<DebugTimes> {
             t.ephemeral_operator.push(eo);
             t.ephemeral_kubectl.push(ek);
         }
-        std::thread::sleep(Duration::from_millis(500));
     }
     Ok(t)
 }

@@ -8,11 +8,12 @@
 //!    precision), the operator's peak RSS, CPU, API requests and reconciles ([`scale`], with
 //!    [`usage`] reading what the operator process costs).
 //!
-//! Every figure of 1-2 is a median with min and max over `BENCH_ROUNDS` rounds (default 5, after
-//! one warm-up round) measured in this run. Prints one table, writes `target/bench/results.json`,
+//! Every figure of 1-2 is a median with min and max over `BENCH_ROUNDS` rounds (default 5; 15 for
+//! step 2), after one warm-up round, measured in this run. Prints one table, writes `target/bench/results.json`,
 //! and ends with one summary line (`bench: patch 1.02x manual, ...`).
 //!
-//! Env: `BENCH_ROUNDS` (5), `BENCH_SIZES` (100,300,1000), `BENCH_STEPS` (patch,debug,scale),
+//! Env: `BENCH_ROUNDS` (5), `BENCH_DEBUG_ROUNDS` (3 x `BENCH_ROUNDS`: a shell's start spreads
+//! over the kubelet's 1 s relist), `BENCH_SIZES` (100,300,1000), `BENCH_STEPS` (patch,debug,scale),
 //! `BENCH_QUIET=1` (no progress lines), `BENCH_MAX_MINUTES` (skip the scale sizes that would not
 //! fit), `DEBUGSESSION_OPERATOR_BIN` (default: the release build).
 //! Needs the local cluster with simulated nodes (`SIM_NODES=25 e2e/cluster/up`).
@@ -36,6 +37,9 @@ use stats::{Stats, percentile, ratio, round3};
 /// What the steps share.
 pub struct Bench {
     pub rounds: usize,
+    /// Rounds of the debug step: a shell's start is timed by the kubelet's 1 s relist on both
+    /// sides, so its figures spread over a second and need more rounds for a steady median.
+    pub debug_rounds: usize,
     pub quiet: bool,
     pub dir: PathBuf,
     pub clk_tck: f64,
@@ -100,6 +104,11 @@ fn main() -> ExitCode {
     }
     let b = Bench {
         rounds: env_or("BENCH_ROUNDS", "5").parse().unwrap_or(5).max(1),
+        debug_rounds: std::env::var("BENCH_DEBUG_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or_else(|| 3 * env_or("BENCH_ROUNDS", "5").parse().unwrap_or(5))
+            .max(1),
         quiet: env_flag("BENCH_QUIET"),
         dir: root().join("target/bench"),
         clk_tck: clk_tck(),
@@ -127,7 +136,8 @@ fn main() -> ExitCode {
     if steps.contains("patch") || steps.contains("debug") {
         let log = b.dir.join("operator-real-node.log");
         let _ = fs::remove_file(&log);
-        match Operator::start(&log) {
+        // Each API request in the log, timed, as the scale step has it.
+        match Operator::start_with(&log, &[], &[("RUST_LOG", "info,kube_client=debug")]) {
             Ok(mut op) => {
                 if steps.contains("patch") {
                     match in_namespace("patch", |ns| patch::run(&b, ns)) {
@@ -247,8 +257,9 @@ fn report(
         });
     }
     outln!(
-        "\n== side by side ({} rounds each, median [min-max])",
-        b.rounds
+        "\n== side by side (median [min-max] of {} rounds, {} for copy and ephemeral)",
+        b.rounds,
+        b.debug_rounds
     );
     outln!(
         "{:<50} {:>24} {:>24} {:>7}",
@@ -385,6 +396,7 @@ fn report(
     let results = json!({
         "machine": machine(),
         "rounds": b.rounds,
+        "debug_rounds": b.debug_rounds,
         "side_by_side": json_rows,
         "scale": json_scale,
         "errors": errors,

@@ -9,6 +9,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 
 use super::events::EventQueue;
+use super::wake::PodWakes;
 use super::writes::StatusWrites;
 use crate::api::DebugSession;
 use crate::metrics::Metrics;
@@ -37,6 +38,8 @@ pub struct Context {
     pub(super) audited_deletions: Mutex<HashSet<String>>,
     /// What this process last wrote to each session's status.
     pub(super) writes: StatusWrites,
+    /// The pods whose next change wakes a session (ephemeral shells starting).
+    pub wakes: PodWakes,
     /// Whether the API server takes the 1.20-1.21 shape of `pods/ephemeralcontainers` (an
     /// `EphemeralContainers` object), learnt from its version on first use.
     legacy_ephemeral: OnceLock<bool>,
@@ -68,6 +71,7 @@ impl Context {
             failures: Mutex::default(),
             audited_deletions: Mutex::default(),
             writes: StatusWrites::default(),
+            wakes: PodWakes::default(),
             legacy_ephemeral: OnceLock::new(),
         }
     }

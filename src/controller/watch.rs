@@ -52,7 +52,7 @@ pub async fn run(
     // moves the resourceVersion); a reconcile reads the workload it needs.
     // The controller backs off its merged triggers as well: with kube's default (up to 30 s),
     // an API server restart could leave every watch asleep half a minute after it came back.
-    let controller = Controller::for_stream(sessions, store.clone())
+    let mut controller = Controller::for_stream(sessions, store.clone())
         .with_config(Config::default().concurrency(CONCURRENCY))
         .trigger_backoff(WatchBackoff::default())
         .watches_stream(
@@ -70,6 +70,10 @@ pub async fn run(
         // The copies of Copy-mode sessions, by their label: a copy starting wakes its session.
         .owns_stream(metadata_events::<Pod>(&client, wc().labels(SESSION_LABEL)).touched_objects())
         .graceful_shutdown_on(shutdown.clone());
+    // Sessions woken by a change of a pod where their ephemeral shell starts.
+    if let Some(wakes) = ctx.wakes.take_stream() {
+        controller = controller.reconcile_on(wakes);
+    }
     let ready_store = store.clone();
     tokio::spawn(async move {
         // The store's readiness signal wakes only one waiter (the controller itself), so poll it.

@@ -107,7 +107,7 @@ impl Planner<'_> {
                 ),
             })
             .collect();
-        self.requeue = Some(self.poll_starting());
+        self.wait_for_shells(names.clone());
         self.action = WorkloadAction::AddEphemeral {
             pods: names,
             shell: Box::new(container),

@@ -117,6 +117,9 @@ pub struct Plan {
     pub status: DebugSessionStatus,
     pub notes: Vec<Note>,
     pub requeue: Option<Duration>,
+    /// Pods whose next change wakes the session: those where an ephemeral shell is starting
+    /// (no watch of the operator's announces it; the requeue is only the safety net).
+    pub wake_on_pods: Vec<String>,
 }
 
 const POLL_PENDING: Duration = Duration::from_secs(10);
@@ -128,12 +131,9 @@ const POLL_ROLLING_LONG: Duration = Duration::from_secs(20);
 /// How long a rollout is re-checked every [`POLL_APPLYING`].
 const ROLLING_SHORT: Duration = Duration::from_secs(60);
 const POLL_ACTIVE: Duration = Duration::from_secs(60);
-/// An ephemeral shell starting: no watch event announces it.
+/// An ephemeral shell starting: a watch of its pods wakes the session ([`Plan::wake_on_pods`]);
+/// this is the safety net.
 const POLL_STARTING: Duration = Duration::from_secs(1);
-/// ... and in its first seconds, when most shells come up.
-const POLL_STARTING_FIRST: Duration = Duration::from_millis(250);
-/// How long after the start the faster look-again lasts.
-const STARTING_FIRST: Duration = Duration::from_secs(3);
 /// A foreign holder annotation: the workload watch wakes the session when it goes; this is
 /// only the safety net.
 const POLL_FOREIGN: Duration = Duration::from_secs(30);
@@ -203,6 +203,7 @@ struct Planner<'a> {
     authorize: bool,
     steps: Vec<Step>,
     requeue: Option<Duration>,
+    wake_on_pods: Vec<String>,
 }
 
 impl<'a> Planner<'a> {
@@ -215,6 +216,7 @@ impl<'a> Planner<'a> {
             authorize: false,
             steps: Vec::new(),
             requeue: None,
+            wake_on_pods: Vec::new(),
         }
     }
 
@@ -291,14 +293,11 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// How soon to look again at an ephemeral shell that is starting: every 250 ms in its
-    /// first 3 s, then every second.
-    fn poll_starting(&self) -> Duration {
-        if self.since_start() < STARTING_FIRST {
-            POLL_STARTING_FIRST
-        } else {
-            POLL_STARTING
-        }
+    /// Looks again at the ephemeral shells starting in `pods` when they change, and at the
+    /// latest after [`POLL_STARTING`].
+    fn wait_for_shells(&mut self, pods: Vec<String>) {
+        self.requeue = Some(self.requeue.map_or(POLL_STARTING, |r| r.min(POLL_STARTING)));
+        self.wake_on_pods = pods;
     }
 
     fn fail(&mut self, invalid: Invalid) {
@@ -333,6 +332,7 @@ impl<'a> Planner<'a> {
             status,
             notes,
             requeue: self.requeue,
+            wake_on_pods: self.wake_on_pods,
         }
     }
 }

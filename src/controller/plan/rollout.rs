@@ -98,13 +98,17 @@ impl Planner<'_> {
         let ready = carrying.iter().filter(|p| p.ready).count();
         let desired = e.desired;
         let first_attach = carrying.iter().find(|p| p.ready).map(|p| p.attach.clone());
-        self.status.pods = carrying;
         let complete = desired > 0 && ready >= desired && lacking.is_empty() && e.settled;
+        if !complete && e.ephemeral {
+            // No watch of the operator's sees an ephemeral container start: watch its pods.
+            let starting = carrying.iter().filter(|p| !p.ready);
+            self.wait_for_shells(starting.map(|p| p.name.clone()).collect());
+        }
+        self.status.pods = carrying;
         let poll = if complete {
             POLL_ACTIVE
         } else if e.ephemeral {
-            // Nothing wakes the session when an ephemeral container starts: look again soon.
-            self.poll_starting()
+            POLL_STARTING
         } else {
             self.poll_rolling()
         };

@@ -155,8 +155,10 @@ fn ephemeral_adds_a_bounded_shell_to_every_running_pod() {
     assert_eq!(command[..4], ["timeout", "-s", "KILL", "900"]);
     assert!(shell.security_context.is_some());
     assert_eq!(p.status.ready_pods.as_deref(), Some("0/2"));
-    // Nothing announces the shell's start: look again soon, sooner in its first seconds.
-    assert_eq!(p.requeue, Some(Duration::from_millis(250)));
+    // No watch of the operator's announces the shell's start: its pods are watched, and
+    // looked at again every second.
+    assert_eq!(p.wake_on_pods, ["web-a", "web-b"]);
+    assert_eq!(p.requeue, Some(Duration::from_secs(1)));
 
     // The shells run: Active.
     let name = shell.name.clone();
@@ -188,17 +190,15 @@ fn ephemeral_adds_a_bounded_shell_to_every_running_pod() {
     let mut later = s.clone();
     let p = step(&mut later, &waiting, 2);
     assert_eq!(p.status.phase, Some(Phase::Applying), "{:?}", p.status);
-    assert_eq!(p.requeue, Some(Duration::from_millis(250)));
-    assert_eq!(
-        step(&mut later, &waiting, 4).requeue,
-        Some(Duration::from_secs(1))
-    );
+    assert_eq!(p.requeue, Some(Duration::from_secs(1)));
+    assert_eq!(p.wake_on_pods, ["web-a", "web-b"]);
     let obs = Observed {
         pods: vec![with_shell("web-a"), with_shell("web-b")],
         ..free_workload()
     };
     let p = step(&mut s, &obs, 3);
     assert_eq!(p.status.phase, Some(Phase::Active), "{:?}", p.status);
+    assert!(p.wake_on_pods.is_empty(), "{:?}", p.wake_on_pods);
 
     // A new spec generation cannot reach an ephemeral shell.
     s.spec.ttl = Some("30m".into());
