@@ -1,12 +1,18 @@
 //! Timing a usable shell, the operator's way and `kubectl debug`'s, on the same pod: what the
-//! side-by-side scenario of the operator suite and `make bench` measure alike. Both sides are
-//! polled every [`POLL`](crate::POLL) and both clocks start before the `kubectl` process that asks.
+//! side-by-side scenario of the operator suite and `make bench` measure alike. Both clocks start
+//! before the `kubectl` process that asks, and both sides are then watched alike
+//! (`kubectl get --watch`, [`watch_until`]): the time is when the watch delivers the object that
+//! says so, not the next tick of a poll.
 
+use std::io::BufReader;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
 
-use crate::{LONG, R, Value, cluster, cond_is, ensure, get_opt, json, kubectl_in, node_kubectl};
-use crate::{WAIT, run_ok};
+use crate::{LONG, R, Value, cluster, cond_is, ensure, json, kubectl_in, node_kubectl};
+use crate::{now_epoch, run_ok};
 
 /// `kubectl debug` as the cluster's own kubectl runs it: `alpha debug` of the v1.20 kubectl of
 /// the local cluster (with the cluster's discovery cache), else the installed kubectl's `debug`.
@@ -45,48 +51,72 @@ pub fn apply_debugsession(ns: &str, name: &str, spec: Value) -> R<()> {
     })
 }
 
-/// Seconds from `kubectl apply` of DebugSession `ns/name` with `spec` to its Ready=True (polled
-/// every [`POLL`](crate::POLL)).
+/// Seconds from `kubectl apply` of DebugSession `ns/name` with `spec` to a watch of it showing
+/// Ready=True.
 pub fn session_ready_seconds(ns: &str, name: &str, spec: Value) -> R<f64> {
-    let t0 = Instant::now();
+    let t0 = now_epoch();
     apply_debugsession(ns, name, spec)?;
-    WAIT.session(ns, name, "Ready=True", LONG, |v| {
-        cond_is(v, "Ready", "True", None)
-    })?;
-    Ok(t0.elapsed().as_secs_f64())
+    let seen = watch_until(
+        &["get", "debugsession", name, "-n", ns],
+        &format!("DebugSession {ns}/{name} Ready=True"),
+        LONG,
+        |v| cond_is(v, "Ready", "True", None),
+    )?;
+    Ok(seen - t0)
 }
 
-/// Waits until container `container` of pod `ns/pod` runs (an ephemeral container when
-/// `ephemeral`), polling every [`POLL`](crate::POLL).
-pub fn wait_container_running(
-    ns: &str,
-    pod: &str,
-    container: &str,
-    ephemeral: bool,
+/// When (epoch seconds) `kubectl <get_args> --watch -o json` first prints an object for which
+/// `done` holds; an error when it does not within `timeout`, or the watch ends first.
+pub fn watch_until(
+    get_args: &[&str],
+    what: &str,
     timeout: Duration,
-) -> R<()> {
+    done: impl Fn(&Value) -> bool + Send + 'static,
+) -> R<f64> {
+    let mut child = Command::new("kubectl")
+        .args(get_args)
+        .args(["--watch", "-o", "json"])
+        .envs(&cluster().env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("kubectl {}: {e}", get_args.join(" ")))?;
+    let out = child.stdout.take().ok_or("kubectl without stdout")?;
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let objects = serde_json::Deserializer::from_reader(BufReader::new(out));
+        for v in objects.into_iter::<Value>() {
+            match v {
+                Ok(v) if done(&v) => {
+                    let _ = tx.send(now_epoch());
+                    return;
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let seen = rx.recv_timeout(timeout);
+    let _ = child.kill();
+    let _ = child.wait();
+    seen.map_err(|e| match e {
+        mpsc::RecvTimeoutError::Timeout => format!("{what}: not seen within {timeout:?}"),
+        mpsc::RecvTimeoutError::Disconnected => format!("{what}: the watch ended before it"),
+    })
+}
+
+/// Whether container `container` of `pod` (an ephemeral container when `ephemeral`) runs.
+fn container_running(pod: &Value, container: &str, ephemeral: bool) -> bool {
     let statuses = if ephemeral {
         "/status/ephemeralContainerStatuses"
     } else {
         "/status/containerStatuses"
     };
-    WAIT.until(
-        &format!("container {container} of pod {pod} running"),
-        timeout,
-        || {
-            let p = get_opt(ns, "pod", pod)?.ok_or("no such pod yet")?;
-            let st = p
-                .pointer(statuses)
-                .and_then(Value::as_array)
-                .and_then(|l| l.iter().find(|c| c["name"] == container).cloned())
-                .unwrap_or(Value::Null);
-            if st.pointer("/state/running").is_some() {
-                Ok(())
-            } else {
-                Err(format!("status {st}"))
-            }
-        },
-    )
+    pod.pointer(statuses)
+        .and_then(Value::as_array)
+        .and_then(|l| l.iter().find(|c| c["name"] == container))
+        .is_some_and(|c| c.pointer("/state/running").is_some())
 }
 
 /// The arguments of `kubectl debug <pod> <flags> -- sleep 3600` in namespace `ns` with the
@@ -110,7 +140,8 @@ pub fn kubectl_debug_args(ns: &str, pod: &str, flags: &[&str], container: &str) 
 }
 
 /// Seconds from starting `kubectl debug <pod> <flags> -- sleep 3600` (see [`kubectl_debug_args`])
-/// to container `container` of pod `runs_in` running (an ephemeral container when `ephemeral`).
+/// to a watch of pod `runs_in` showing container `container` running (an ephemeral container
+/// when `ephemeral`).
 pub fn kubectl_debug_seconds(
     ns: &str,
     pod: &str,
@@ -122,10 +153,16 @@ pub fn kubectl_debug_seconds(
     let (program, _) = kubectl_debug();
     let args = kubectl_debug_args(ns, pod, flags, container);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let t0 = Instant::now();
+    let t0 = now_epoch();
     run_ok(&program, &args, LONG)?;
-    wait_container_running(ns, runs_in, container, ephemeral, LONG)?;
-    Ok(t0.elapsed().as_secs_f64())
+    let name = container.to_string();
+    let seen = watch_until(
+        &["get", "pod", runs_in, "-n", ns],
+        &format!("container {container} of pod {ns}/{runs_in} running"),
+        LONG,
+        move |p| container_running(p, &name, ephemeral),
+    )?;
+    Ok(seen - t0)
 }
 
 #[cfg(test)]

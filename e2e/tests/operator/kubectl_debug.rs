@@ -1,7 +1,7 @@
 //! The operator beside `kubectl debug`, on the same pod in the same run: the time from asking to
 //! a shell that can be used, for a copy of the pod (the operator: apply → Ready=True; kubectl:
 //! `kubectl alpha debug --copy-to` → its container running) and for an ephemeral container
-//! (`--target=nginx`). Both are polled alike (every [`POLL`]; the timing is the shared
+//! (`--target=nginx`). Both are watched alike (`kubectl get --watch`; the timing is the shared
 //! `debugsession_e2e::debug`, which `make bench` uses too); the times are printed as figures, not
 //! asserted. Both shells must see nginx.
 
