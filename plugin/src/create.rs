@@ -7,8 +7,9 @@ use debugsession_operator::api::{
     DebugSession, DebugSessionSpec, Mode, Phase, Profile, Shell, Target,
 };
 use debugsession_operator::session::ttl;
+use futures::StreamExt;
 use kube::Api;
-use kube::api::PostParams;
+use kube::api::{PostParams, WatchParams};
 
 use crate::cli::{CreateArgs, ModeArg, Output, ProfileArg};
 use crate::client::Kube;
@@ -105,9 +106,9 @@ pub async fn run(k: &Kube, args: &CreateArgs, output: Option<Output>) -> Result<
     attach::run(k, &ready, args.pod.as_deref(), args.end_on_exit, true).await
 }
 
-/// Polls the session until its shell is ready (phase Active), showing progress; fails with the
-/// explanation when it fails, expires, vanishes, gets no status from an operator, or `timeout`
-/// passes.
+/// Reads the session again at each change (a watch from the version read, [`next_change`]) until
+/// its shell is ready (phase Active), showing progress; fails with the explanation when it
+/// fails, expires, vanishes, gets no status from an operator, or `timeout` passes.
 pub async fn wait_ready(
     api: &Api<DebugSession>,
     name: &str,
@@ -161,8 +162,33 @@ pub async fn wait_ready(
                 ttl::format(timeout)
             ));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        let version = s.metadata.resource_version.clone().unwrap_or_default();
+        next_change(api, name, &version).await;
     }
+}
+
+/// How long a wait for the session's next change lasts before the clocks (the operator's grace,
+/// the timeout) are looked at again.
+const CHANGE_WAIT: Duration = Duration::from_secs(1);
+/// Without a watch (not allowed, or it failed): how often the session is read.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Returns at the next change of session `name` after `version`, or after [`CHANGE_WAIT`];
+/// when it cannot be watched, after [`POLL`].
+async fn next_change(api: &Api<DebugSession>, name: &str, version: &str) {
+    let params = WatchParams::default()
+        .fields(&format!("metadata.name={name}"))
+        .timeout(CHANGE_WAIT.as_secs() as u32);
+    let watch = async {
+        match api.watch(&params, version).await {
+            // The next event, or the end of the watch (its timeout): read the session again.
+            Ok(events) => {
+                let _ = events.boxed().next().await;
+            }
+            Err(_) => tokio::time::sleep(POLL).await,
+        }
+    };
+    let _ = tokio::time::timeout(CHANGE_WAIT, watch).await;
 }
 
 #[cfg(test)]
