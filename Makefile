@@ -38,5 +38,7 @@ BENCH_SIM_NODES ?= 25
 bench:         ## side by side with kubectl, and at scale, on the local cluster: a table, target/bench/results.json
 	SIM_NODES=$(BENCH_SIM_NODES) e2e/cluster/up
 	cargo build --release --bin debugsession-operator
+	cargo build --release -p kubectl-debugsession
 	DEBUGSESSION_OPERATOR_BIN=$(CURDIR)/target/release/debugsession-operator \
+	DEBUGSESSION_PLUGIN_BIN=$(CURDIR)/target/release/kubectl-debugsession \
 	  cargo run --release -q -p debugsession-e2e --bin bench

@@ -3,7 +3,8 @@
 //!
 //! 1. Patch mode vs by hand (`kubectl patch` / a JSON-patch revert), alternating rounds on one
 //!    2-replica nginx Deployment on the real node ([`patch`]);
-//! 2. Copy and Ephemeral vs `kubectl debug` on the same pod ([`debug`]);
+//! 2. Copy and Ephemeral vs `kubectl debug` on the same pod, the operator asked by its own
+//!    `kubectl debugsession` and by `kubectl apply` ([`debug`]);
 //! 3. scale on simulated nodes: N sessions created at once, a common expiry (the expiry
 //!    precision), the operator's peak RSS, CPU, API requests and reconciles ([`scale`], with
 //!    [`usage`] reading what the operator process costs).
@@ -15,7 +16,7 @@
 //! Env: `BENCH_ROUNDS` (5), `BENCH_DEBUG_ROUNDS` (3 x `BENCH_ROUNDS`: a shell's start spreads
 //! over the kubelet's 1 s relist), `BENCH_SIZES` (100,300,1000), `BENCH_STEPS` (patch,debug,scale),
 //! `BENCH_QUIET=1` (no progress lines), `BENCH_MAX_MINUTES` (skip the scale sizes that would not
-//! fit), `DEBUGSESSION_OPERATOR_BIN` (default: the release build).
+//! fit), `DEBUGSESSION_OPERATOR_BIN` and `DEBUGSESSION_PLUGIN_BIN` (default: the release builds).
 //! Needs the local cluster with simulated nodes (`SIM_NODES=25 e2e/cluster/up`).
 
 mod debug;
@@ -244,13 +245,25 @@ fn report(
     }
     if let Some(t) = debug_t {
         rows.push(Row {
-            what: "copy: to a running shell",
+            what: "copy: to a running shell (kubectl debugsession)",
+            other: "kubectl debug",
+            other_s: t.copy_kubectl.clone(),
+            operator_s: t.copy_plugin.clone(),
+        });
+        rows.push(Row {
+            what: "copy: to a running shell (kubectl apply)",
             other: "kubectl debug",
             other_s: t.copy_kubectl.clone(),
             operator_s: t.copy_operator.clone(),
         });
         rows.push(Row {
-            what: "ephemeral: to a running shell",
+            what: "ephemeral: to a running shell (kubectl debugsession)",
+            other: "kubectl debug",
+            other_s: t.ephemeral_kubectl.clone(),
+            operator_s: t.ephemeral_plugin.clone(),
+        });
+        rows.push(Row {
+            what: "ephemeral: to a running shell (kubectl apply)",
             other: "kubectl debug",
             other_s: t.ephemeral_kubectl.clone(),
             operator_s: t.ephemeral_operator.clone(),
@@ -262,7 +275,7 @@ fn report(
         b.debug_rounds
     );
     outln!(
-        "{:<50} {:>24} {:>24} {:>7}",
+        "{:<54} {:>24} {:>24} {:>7}",
         "figure",
         "by hand / kubectl debug",
         "operator",
@@ -272,7 +285,7 @@ fn report(
     for r in &rows {
         let (o, k) = (Stats::of(&r.operator_s), Stats::of(&r.other_s));
         outln!(
-            "{:<50} {:>24} {:>24} {:>7}",
+            "{:<54} {:>24} {:>24} {:>7}",
             r.what,
             k.as_ref().map_or("n/a".into(), Stats::show),
             o.as_ref().map_or("n/a".into(), Stats::show),
@@ -430,8 +443,8 @@ fn rows_names() -> [&'static str; 4] {
     [
         "patch: to Ready (op) / rollout complete (manual)",
         "revert: to rollout complete",
-        "copy: to a running shell",
-        "ephemeral: to a running shell",
+        "copy: to a running shell (kubectl debugsession)",
+        "ephemeral: to a running shell (kubectl debugsession)",
     ]
 }
 
