@@ -1,7 +1,9 @@
 //! `kubectl debugsession TYPE/NAME`: creates the session, shows its progress until the shell is
 //! ready, then attaches (or, with `--no-attach`, prints the attach command).
 
-use std::time::{Duration, Instant};
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use debugsession_operator::api::{
     DebugSession, DebugSessionSpec, Mode, Phase, Profile, Shell, Target,
@@ -20,9 +22,9 @@ use crate::{attach, print, session, target};
 /// How long a new session may go without any status before the operator is called missing.
 pub const OPERATOR_GRACE: Duration = Duration::from_secs(10);
 
-/// The session name generated from the target's: `<name>-debug-` + five random characters,
-/// short enough for a label value (63) and for the operator's field manager
-/// (`debugsession/<namespace>/<name>` within 128 characters).
+/// The prefix of a session name made from the target's: `<name>-debug-`, to which [`suffix`]
+/// adds five random characters, short enough for a label value (63) and for the operator's
+/// field manager (`debugsession/<namespace>/<name>` within 128 characters).
 pub fn generate_name(target: &str, namespace: &str) -> String {
     let budget = 63usize
         .min(114usize.saturating_sub(namespace.len()))
@@ -30,6 +32,30 @@ pub fn generate_name(target: &str, namespace: &str) -> String {
     let base: String = target.chars().take(budget.max(1)).collect();
     format!("{}-debug-", base.trim_end_matches(['-', '.']))
 }
+
+/// Five random characters from the alphabet Kubernetes generates names with (no vowels, no
+/// look-alikes). The name is made here, not by `generateName`: the admission webhook binds the
+/// requester stamp to the session's name, and a mutating webhook sees no generated name.
+pub fn suffix() -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let mut n = hasher.finish();
+    (0..5)
+        .map(|_| {
+            let c = ALPHABET[(n % ALPHABET.len() as u64) as usize] as char;
+            n /= ALPHABET.len() as u64;
+            c
+        })
+        .collect()
+}
+
+/// How many generated names are tried when one is taken.
+const NAME_TRIES: usize = 3;
 
 pub fn spec(args: &CreateArgs) -> Result<DebugSessionSpec, String> {
     let raw = args
@@ -74,16 +100,24 @@ pub async fn run(k: &Kube, args: &CreateArgs, output: Option<Output>) -> Result<
     let spec = spec(args)?;
     let timeout = ttl::parse(&args.timeout).map_err(|e| format!("--timeout: {e}"))?;
     let mut obj = DebugSession::new("", spec.clone());
-    obj.metadata.name = args.name.clone();
-    if args.name.is_none() {
-        obj.metadata.generate_name = Some(generate_name(&spec.target.name, &k.namespace));
-    }
     obj.metadata.namespace = Some(k.namespace.clone());
     let api: Api<DebugSession> = Api::namespaced(k.client.clone(), &k.namespace);
-    let created = api
-        .create(&PostParams::default(), &obj)
-        .await
-        .map_err(|e| explain::api(&e, Doing::Create))?;
+    let prefix = generate_name(&spec.target.name, &k.namespace);
+    let mut tries = 0;
+    let created = loop {
+        obj.metadata.name = Some(
+            args.name
+                .clone()
+                .unwrap_or_else(|| format!("{prefix}{}", suffix())),
+        );
+        tries += 1;
+        match api.create(&PostParams::default(), &obj).await {
+            // A generated name that is taken: another one.
+            Err(kube::Error::Api(e))
+                if e.code == 409 && args.name.is_none() && tries < NAME_TRIES => {}
+            res => break res.map_err(|e| explain::api(&e, Doing::Create))?,
+        }
+    };
     let name = created.metadata.name.clone().unwrap_or_default();
     if output != Some(Output::Name) {
         println!("debugsession.debugsession.dev/{name} created");
@@ -195,6 +229,18 @@ async fn next_change(api: &Api<DebugSession>, name: &str, version: &str) {
 mod tests {
     use super::*;
     use debugsession_operator::api::TargetKind;
+
+    #[test]
+    fn suffixes_are_five_name_characters_and_differ() {
+        let a = suffix();
+        assert_eq!(a.len(), 5, "{a}");
+        assert!(
+            a.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)),
+            "{a}"
+        );
+        let many: std::collections::BTreeSet<String> = (0..50).map(|_| suffix()).collect();
+        assert!(many.len() > 45, "{many:?}");
+    }
 
     #[test]
     fn generated_names_fit() {

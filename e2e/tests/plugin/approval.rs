@@ -217,6 +217,51 @@ fn body(ns: &str, dir: &Path) -> R<()> {
     let d = get_obj(ns, "deployment", "nginx")?;
     ensure(!has_shell(&d["spec"]["template"]), || {
         "the template still has the shell after end".into()
+    })?;
+    unnamed_session_is_stamped(ns, &alice)
+}
+
+/// Without `--name` the plugin names the session itself (a mutating webhook sees no name that
+/// `generateName` would make, and the stamp binds the name): the webhook admits and stamps it.
+/// It then waits for approval, which does not come within `--timeout`.
+fn unnamed_session_is_stamped(ns: &str, alice: &Path) -> R<()> {
+    let r = plugin_as(
+        alice,
+        &["deploy/nginx", "-n", ns, "--no-attach", "--timeout", "3s"],
+    )?;
+    let sessions = get_json(&["debugsessions", "-n", ns])?;
+    let made: Vec<&Value> = sessions["items"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter(|v| s(v, "/metadata/name").starts_with("nginx-debug-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    let [v] = made.as_slice() else {
+        return Err(format!(
+            "want one session nginx-debug-*, got {}; the plugin said (rc {}): {}{}",
+            made.len(),
+            r.rc,
+            r.stdout,
+            r.stderr
+        ));
+    };
+    let name = s(v, "/metadata/name").to_string();
+    println!("  without --name: {name}, then: {}", r.stderr.trim());
+    ensure(
+        name.len() == "nginx-debug-".len() + 5
+            && v["metadata"]["annotations"][REQUESTER_ANNOTATION] == ALICE,
+        || {
+            format!(
+                "session {name}: requester {}, want {ALICE}",
+                v["metadata"]["annotations"][REQUESTER_ANNOTATION]
+            )
+        },
+    )?;
+    let end = plugin_as(alice, &["end", &name, "-n", ns])?;
+    ensure(end.rc == 0, || {
+        format!("alice's `end {name}`: rc {}: {}", end.rc, end.stderr)
     })
 }
 
