@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use debugsession_e2e::*;
 
-use crate::Bench;
+use crate::{Bench, random_pause};
 
 const DEPLOY: &str = "e2e/fixtures/nginx-deployment.yaml";
 
@@ -19,17 +19,9 @@ const DEPLOY: &str = "e2e/fixtures/nginx-deployment.yaml";
 /// in a round, not the way it asks.
 const SETTLE: Duration = Duration::from_millis(1500);
 
-/// [`SETTLE`] and a random part of up to a second: the kubelet reports a started container at
-/// its next relist (every second), and with pauses of a fixed length each side would meet that
-/// clock at the same phase round after round; at random phases both sides draw alike.
+/// [`SETTLE`] and a random part of up to a second ([`random_pause`]).
 fn settle() {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    // The low digits of the clock, mixed: a phase between 0 and 1 s.
-    let jitter = u64::from(nanos.wrapping_mul(2_654_435_761) % 1_000_000_000);
-    std::thread::sleep(SETTLE + Duration::from_nanos(jitter));
+    random_pause(SETTLE);
 }
 
 #[derive(Default, Debug)]
@@ -55,7 +47,9 @@ fn plugin() -> String {
 }
 
 /// Seconds from starting `kubectl debugsession deploy/nginx --pod <pod> --mode <mode> --name
-/// <name> --no-attach` to its successful exit (when the shell is ready).
+/// <name> --no-attach` (which returns when the shell is ready) to a watch of the session, started
+/// after it, showing Ready=True: the same watch that follows `kubectl debug` and `kubectl apply`
+/// on the other sides, so that no side is spared the watch's own start.
 fn plugin_seconds(ns: &str, pod: &str, mode: &str, name: &str, ttl: &str) -> R<f64> {
     let t0 = now_epoch();
     run_ok(
@@ -76,7 +70,13 @@ fn plugin_seconds(ns: &str, pod: &str, mode: &str, name: &str, ttl: &str) -> R<f
         ],
         LONG,
     )?;
-    Ok(now_epoch() - t0)
+    let seen = watch_until(
+        &["get", "debugsession", name, "-n", ns],
+        &format!("DebugSession {ns}/{name} Ready=True"),
+        LONG,
+        |v| cond_is(v, "Ready", "True", None),
+    )?;
+    Ok(seen - t0)
 }
 
 /// Runs `sides` in the order that starts at `round` (mod their number), each after [`settle`];

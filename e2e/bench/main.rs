@@ -9,12 +9,13 @@
 //!    precision), the operator's peak RSS, CPU, API requests and reconciles ([`scale`], with
 //!    [`usage`] reading what the operator process costs).
 //!
-//! Every figure of 1-2 is a median with min and max over `BENCH_ROUNDS` rounds (default 5; 15 for
-//! step 2), after one warm-up round, measured in this run. Prints one table, writes `target/bench/results.json`,
+//! Every figure of 1-2 is a median with min and max over `BENCH_ROUNDS` rounds (default 9; 15 for
+//! step 2), after one warm-up round, each side started at a random phase ([`random_pause`]),
+//! measured in this run. Prints one table, writes `target/bench/results.json`,
 //! and ends with one summary line (`bench: patch 1.02x manual, ...`).
 //!
-//! Env: `BENCH_ROUNDS` (5), `BENCH_DEBUG_ROUNDS` (3 x `BENCH_ROUNDS`: a shell's start spreads
-//! over the kubelet's 1 s relist), `BENCH_SIZES` (100,300,1000), `BENCH_STEPS` (patch,debug,scale),
+//! Env: `BENCH_ROUNDS` (9), `BENCH_DEBUG_ROUNDS` (15: a shell's start spreads over the kubelet's
+//! 1 s relist), `BENCH_SIZES` (100,300,1000), `BENCH_STEPS` (patch,debug,scale),
 //! `BENCH_QUIET=1` (no progress lines), `BENCH_MAX_MINUTES` (skip the scale sizes that would not
 //! fit), `DEBUGSESSION_OPERATOR_BIN` and `DEBUGSESSION_PLUGIN_BIN` (default: the release builds).
 //! Needs the local cluster with simulated nodes (`SIM_NODES=25 e2e/cluster/up`).
@@ -52,6 +53,20 @@ impl Bench {
             println!("[{:.0}] {msg}", now_epoch() % 100_000.0);
         }
     }
+}
+
+/// Sleeps `base` and a random part of up to a second: the kubelet reports a started container at
+/// its next relist (every second) and probes readiness on its own period, and with pauses of a
+/// fixed length each side would meet those clocks at the same phase round after round; at
+/// random phases both sides draw alike.
+pub fn random_pause(base: Duration) {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    // The low digits of the clock, mixed: a phase between 0 and 1 s.
+    let jitter = u64::from(nanos.wrapping_mul(2_654_435_761) % 1_000_000_000);
+    std::thread::sleep(base + Duration::from_nanos(jitter));
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -104,11 +119,10 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("DEBUGSESSION_OPERATOR_BIN", release) };
     }
     let b = Bench {
-        rounds: env_or("BENCH_ROUNDS", "5").parse().unwrap_or(5).max(1),
-        debug_rounds: std::env::var("BENCH_DEBUG_ROUNDS")
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or_else(|| 3 * env_or("BENCH_ROUNDS", "5").parse().unwrap_or(5))
+        rounds: env_or("BENCH_ROUNDS", "9").parse().unwrap_or(9).max(1),
+        debug_rounds: env_or("BENCH_DEBUG_ROUNDS", "15")
+            .parse()
+            .unwrap_or(15)
             .max(1),
         quiet: env_flag("BENCH_QUIET"),
         dir: root().join("target/bench"),

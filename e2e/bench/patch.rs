@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use debugsession_e2e::*;
 
-use crate::Bench;
+use crate::{Bench, random_pause};
 
 const DEPLOY: &str = "e2e/fixtures/nginx-deployment.yaml";
 
@@ -56,6 +56,27 @@ fn removal_patch(template: &Value) -> R<String> {
 
 fn template(ns: &str) -> R<Value> {
     Ok(get_obj(ns, "deployment", "nginx")?["spec"]["template"].clone())
+}
+
+/// Before each timed step: the pods of the last rollout gone (none terminating), then a random
+/// pause of up to a second ([`random_pause`]), so that each step starts on a quiet Deployment
+/// and at a random phase of the kubelet's relist and the readiness probe.
+fn settle(ns: &str) -> R<()> {
+    wait_for("the last rollout's pods to be gone", LONG, || {
+        let pods = get_json(&["pods", "-n", ns])?;
+        let terminating = pods["items"].as_array().map_or(0, |l| {
+            l.iter()
+                .filter(|p| p["metadata"]["deletionTimestamp"].is_string())
+                .count()
+        });
+        if terminating == 0 {
+            Ok(())
+        } else {
+            Err(format!("{terminating} pods terminating"))
+        }
+    })?;
+    random_pause(Duration::ZERO);
+    Ok(())
 }
 
 fn manual_apply(ns: &str) -> R<f64> {
@@ -125,13 +146,17 @@ pub fn run(b: &Bench, ns: &str) -> R<PatchTimes> {
         let manual_first = round % 2 == 0;
         let name = format!("bench-{round}");
         let manual = || -> R<(f64, f64)> {
+            settle(ns)?;
             let a = manual_apply(ns)?;
+            settle(ns)?;
             let r = manual_revert(ns)?;
             check_clean(ns, &original)?;
             Ok((a, r))
         };
         let operator = || -> R<(f64, f64, f64)> {
+            settle(ns)?;
             let (ready, rolled) = operator_apply(ns, &name)?;
+            settle(ns)?;
             let r = operator_revert(ns, &name)?;
             check_clean(ns, &original)?;
             Ok((ready, rolled, r))
@@ -159,7 +184,6 @@ pub fn run(b: &Bench, ns: &str) -> R<PatchTimes> {
             t.operator_rolled.push(o.1);
             t.operator_revert.push(o.2);
         }
-        std::thread::sleep(Duration::from_millis(500));
     }
     Ok(t)
 }
