@@ -70,13 +70,7 @@ fn plugin_seconds(ns: &str, pod: &str, mode: &str, name: &str, ttl: &str) -> R<f
         ],
         LONG,
     )?;
-    let seen = watch_until(
-        &["get", "debugsession", name, "-n", ns],
-        &format!("DebugSession {ns}/{name} Ready=True"),
-        LONG,
-        |v| cond_is(v, "Ready", "True", None),
-    )?;
-    Ok(seen - t0)
+    Ok(seen_ready(ns, name)? - t0)
 }
 
 /// Runs `sides` in the order that starts at `round` (mod their number), each after [`settle`];

@@ -56,13 +56,17 @@ pub fn apply_debugsession(ns: &str, name: &str, spec: Value) -> R<()> {
 pub fn session_ready_seconds(ns: &str, name: &str, spec: Value) -> R<f64> {
     let t0 = now_epoch();
     apply_debugsession(ns, name, spec)?;
-    let seen = watch_until(
+    Ok(seen_ready(ns, name)? - t0)
+}
+
+/// When (epoch seconds) a watch of DebugSession `ns/name`, started now, shows it Ready=True.
+pub fn seen_ready(ns: &str, name: &str) -> R<f64> {
+    watch_until(
         &["get", "debugsession", name, "-n", ns],
         &format!("DebugSession {ns}/{name} Ready=True"),
         LONG,
         |v| cond_is(v, "Ready", "True", None),
-    )?;
-    Ok(seen - t0)
+    )
 }
 
 /// When (epoch seconds) `kubectl <get_args> --watch -o json` first prints an object for which

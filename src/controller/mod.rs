@@ -210,7 +210,8 @@ async fn reconcile_planned(session: &DebugSession, ctx: &Context) -> Result<Acti
     }
     let requester = obs.stamp.as_ref().map(|s| s.requester.username.as_str());
     let waits = report(session, ctx, &plan, requester, now).await?;
-    wake_on_pods(session, ctx, &ns, &plan, &obs);
+    let me = ObjectRef::from_obj(session);
+    (ctx.wakes).watch_read(&ctx.client, &me, &ns, &plan.wake_on_pods, &obs.pods);
     let requeue = match (plan.requeue, waits) {
         (Some(r), Some(w)) => Some(r.min(w)),
         (r, w) => r.or(w),
@@ -218,35 +219,6 @@ async fn reconcile_planned(session: &DebugSession, ctx: &Context) -> Result<Acti
     Ok(requeue
         .map(Action::requeue)
         .unwrap_or_else(Action::await_change))
-}
-
-/// Watches the pods the plan waits on, from the versions this reconcile read (a pod it did not
-/// read is left to the requeue).
-fn wake_on_pods(
-    session: &DebugSession,
-    ctx: &Context,
-    ns: &str,
-    plan: &plan::Plan,
-    obs: &plan::Observed,
-) {
-    let pods: Vec<(String, String)> = plan
-        .wake_on_pods
-        .iter()
-        .filter_map(|name| {
-            let pod = obs
-                .pods
-                .iter()
-                .find(|p| p.metadata.name.as_ref() == Some(name))?;
-            Some((
-                name.clone(),
-                pod.resource_version().filter(|v| !v.is_empty())?,
-            ))
-        })
-        .collect();
-    if !pods.is_empty() {
-        ctx.wakes
-            .watch(&ctx.client, &ObjectRef::from_obj(session), ns, &pods);
-    }
 }
 
 /// Drops the approvals whose approvers may no longer approve; whether any went.

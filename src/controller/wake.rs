@@ -51,6 +51,29 @@ impl PodWakes {
         Some(woken.boxed())
     }
 
+    /// Wakes `session` at the next change of each pod named in `names`, from the version of it
+    /// in `read` (what the reconcile read; a pod it did not read is left to the requeue).
+    pub fn watch_read(
+        &self,
+        client: &Client,
+        session: &ObjectRef<DebugSession>,
+        ns: &str,
+        names: &[String],
+        read: &[Pod],
+    ) {
+        let pods: Vec<(String, String)> = names
+            .iter()
+            .filter_map(|name| {
+                let pod = read
+                    .iter()
+                    .find(|p| p.metadata.name.as_ref() == Some(name))?;
+                let version = pod.metadata.resource_version.clone();
+                Some((name.clone(), version.filter(|v| !v.is_empty())?))
+            })
+            .collect();
+        self.watch(client, session, ns, &pods);
+    }
+
     /// Wakes `session` at the next change of each pod of `pods` (name and the resourceVersion
     /// read) in namespace `ns`; a pod already watched for it keeps its watch.
     pub fn watch(
@@ -150,9 +173,14 @@ mod tests {
         let wakes = PodWakes::default();
         let mut woken = wakes.take_stream().expect("the stream");
         assert!(wakes.take_stream().is_none(), "only one taker");
-        let pods = [("web-a".to_string(), "42".to_string())];
-        wakes.watch(&client, &session(), "team", &pods);
+        let read: Pod = serde_json::from_value(json!({"metadata": {
+            "name": "web-a", "namespace": "team", "resourceVersion": "42"}}))
+        .unwrap();
+        // A pod the reconcile did not read is left to the requeue.
+        let names = ["web-a".to_string(), "not-read".to_string()];
+        wakes.watch_read(&client, &session(), "team", &names, &[read]);
         // Asked again while the first watch runs: no second watch.
+        let pods = [("web-a".to_string(), "42".to_string())];
         wakes.watch(&client, &session(), "team", &pods);
         assert_eq!(wakes.watching(), 1);
 
