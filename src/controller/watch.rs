@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, PartialObjectMeta};
+use kube::api::{Api, ObjectMeta, PartialObjectMeta, PartialObjectMetaExt};
 use kube::runtime::controller::{Config, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -38,12 +38,20 @@ pub async fn run(
     let (store, writer) = reflector::store();
     let index = Arc::new(TargetIndex::default());
     let indexed = index.clone();
+    // The orphan sweep shares these watches: the deleted sessions and the workloads' metadata.
+    let (feed, mut inputs) = tokio::sync::mpsc::unbounded_channel();
+    let gone = feed.clone();
     let sessions = watcher::watcher(Api::<DebugSession>::all(client.clone()), wc())
         .backoff(WatchBackoff::default())
         .modify(|s| s.managed_fields_mut().clear())
         .inspect(move |ev| {
             if let Ok(ev) = ev {
                 indexed.apply(ev);
+                if let watcher::Event::Delete(s) = ev
+                    && let Some(input) = sweep::session_gone(s)
+                {
+                    let _ = gone.send(input);
+                }
             }
         })
         .reflect(writer)
@@ -56,15 +64,15 @@ pub async fn run(
         .with_config(Config::default().concurrency(CONCURRENCY))
         .trigger_backoff(WatchBackoff::default())
         .watches_stream(
-            workloads::<Deployment>(&client),
+            workloads::<Deployment>(&client, TargetKind::Deployment, feed.clone()),
             mapper(index.clone(), TargetKind::Deployment),
         )
         .watches_stream(
-            workloads::<StatefulSet>(&client),
+            workloads::<StatefulSet>(&client, TargetKind::StatefulSet, feed.clone()),
             mapper(index.clone(), TargetKind::StatefulSet),
         )
         .watches_stream(
-            workloads::<DaemonSet>(&client),
+            workloads::<DaemonSet>(&client, TargetKind::DaemonSet, feed),
             mapper(index.clone(), TargetKind::DaemonSet),
         )
         // The copies of Copy-mode sessions, by their label: a copy starting wakes its session.
@@ -95,6 +103,7 @@ pub async fn run(
         client.clone(),
         ctx.recorder.clone(),
         Some(store.clone()),
+        futures::stream::poll_fn(move |cx| inputs.poll_recv(cx)),
         shutdown,
     ));
     controller
@@ -122,14 +131,63 @@ where
         .backoff(WatchBackoff::default())
 }
 
-/// The metadata of every workload of kind `K`, as it changes.
+/// The workloads of kind `K` whose metadata changed, named only (all a mapper needs); the full
+/// metadata of every event goes to the orphan sweep through `feed`, so that one watch serves both.
 fn workloads<K>(
     client: &Client,
+    kind: TargetKind,
+    feed: sweep::Feed,
 ) -> impl futures::Stream<Item = Result<PartialObjectMeta<K>, watcher::Error>> + Send + 'static
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
 {
-    metadata_events::<K>(client, watcher::Config::default().any_semantic()).touched_objects()
+    metadata_events::<K>(client, watcher::Config::default().any_semantic())
+        .map(move |res| match res {
+            Ok(ev) => {
+                let (named, full) = split(ev);
+                let _ = feed.send(sweep::Input::Workload(kind, Box::new(full)));
+                Ok(named)
+            }
+            Err(e) => {
+                let _ = feed.send(sweep::Input::WatchFailed(kind, e.to_string()));
+                Err(e)
+            }
+        })
+        .touched_objects()
+}
+
+/// A workload event as the controller needs it (the object's name and namespace) and as the
+/// sweep needs it (all of its metadata).
+fn split<K>(
+    ev: watcher::Event<PartialObjectMeta<K>>,
+) -> (
+    watcher::Event<PartialObjectMeta<K>>,
+    watcher::Event<ObjectMeta>,
+) {
+    let named = |meta: &ObjectMeta| {
+        ObjectMeta {
+            name: meta.name.clone(),
+            namespace: meta.namespace.clone(),
+            ..ObjectMeta::default()
+        }
+        .into_response_partial::<K>()
+    };
+    match ev {
+        watcher::Event::Apply(o) => (
+            watcher::Event::Apply(named(&o.metadata)),
+            watcher::Event::Apply(o.metadata),
+        ),
+        watcher::Event::InitApply(o) => (
+            watcher::Event::InitApply(named(&o.metadata)),
+            watcher::Event::InitApply(o.metadata),
+        ),
+        watcher::Event::Delete(o) => (
+            watcher::Event::Delete(named(&o.metadata)),
+            watcher::Event::Delete(o.metadata),
+        ),
+        watcher::Event::Init => (watcher::Event::Init, watcher::Event::Init),
+        watcher::Event::InitDone => (watcher::Event::InitDone, watcher::Event::InitDone),
+    }
 }
 
 /// Maps a workload event to the sessions that target it.

@@ -3,14 +3,16 @@
 //!
 //! Normally a session's finalizer releases its fields before the session disappears. They are
 //! left behind when the finalizer was stripped (with the operator running or down), or when a
-//! workload is restored from a backup taken while a session ran. The sweep watches the metadata
-//! of all three workload kinds (the initial list is the start-up sweep) and, for every
+//! workload is restored from a backup taken while a session ran. The sweep sees the metadata
+//! of all three workload kinds through the controller's own watches of them (their initial list
+//! is the start-up sweep) and, for every
 //! `debugsession/` manager whose session a live GET says does not exist, applies the empty
 //! intent under that manager ([`apply::release`]) and records an `OrphanReleased` Warning Event
 //! on the workload.
 //!
-//! A session that vanishes without its finalizer's revert causes no workload event, so the sweep
-//! also watches DebugSessions and sweeps the target of every session that is deleted.
+//! A session that vanishes without its finalizer's revert causes no workload event, so the
+//! controller's watch of DebugSessions also tells the sweep of every session that is deleted,
+//! whose target it sweeps.
 //!
 //! Only `Apply` entries of the main resource count: an empty apply releases exactly those, so
 //! after a release the manager is gone from `managedFields` and the event that the release
@@ -21,22 +23,18 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::time::Duration;
 
-use futures::StreamExt;
-use futures::stream::{self, BoxStream};
+use futures::{Stream, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, ObjectMeta};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher::{self, Event as Watched};
+use kube::runtime::watcher::Event as Watched;
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use super::backoff::WatchBackoff;
-use super::watch::metadata_events;
 use crate::api::{DebugSession, TargetKind, session_manager};
 use crate::controller::act::patch::{self as apply, WorkloadRef};
 use crate::{Error, Result};
@@ -257,51 +255,28 @@ fn retry_delay(failures: u32) -> Duration {
         .min(MAX_RETRY)
 }
 
-type Item = (TargetKind, watcher::Result<Watched<ObjectMeta>>);
-
-/// What wakes the sweep: a workload event, or a DebugSession that was deleted (namespace, its
-/// target).
-enum Input {
-    Workload(Box<Item>),
+/// What wakes the sweep. The controller's watches feed it ([`Feed`]): the sweep shares their
+/// streams instead of listing and watching the same objects again.
+#[derive(Debug)]
+pub enum Input {
+    /// An event of a workload's metadata (the initial list is the start-up sweep).
+    Workload(TargetKind, Box<Watched<ObjectMeta>>),
+    /// A workload watch failed (it retries by itself).
+    WatchFailed(TargetKind, String),
+    /// A DebugSession was deleted: its namespace and the workload it targeted.
     SessionGone(String, TargetKind, String),
 }
 
-/// Deleted DebugSessions, as the workload each one targeted.
-fn deleted_sessions(client: &Client) -> BoxStream<'static, Input> {
-    watcher::watcher(
-        Api::<DebugSession>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
-    )
-    .backoff(WatchBackoff::default())
-    .filter_map(|res| async move {
-        match res {
-            Ok(Watched::Delete(s)) => {
-                let ns = s.metadata.namespace.clone()?;
-                let (kind, name) = s.target_in_force();
-                Some(Input::SessionGone(ns, kind, name))
-            }
-            _ => None,
-        }
-    })
-    .boxed()
-}
+/// Where the watches send the sweep its [`Input`]s. Unbounded: the sweep keeps up with the
+/// watches (a workload without session managers costs it nothing), and a watch must never wait
+/// for it.
+pub type Feed = tokio::sync::mpsc::UnboundedSender<Input>;
 
-fn watch<K>(client: &Client, kind: TargetKind) -> BoxStream<'static, Item>
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static,
-{
-    metadata_events::<K>(client, watcher::Config::default().any_semantic())
-        .map(move |res| {
-            let ev = res.map(|ev| match ev {
-                Watched::Apply(o) => Watched::Apply(o.metadata),
-                Watched::InitApply(o) => Watched::InitApply(o.metadata),
-                Watched::Delete(o) => Watched::Delete(o.metadata),
-                Watched::Init => Watched::Init,
-                Watched::InitDone => Watched::InitDone,
-            });
-            (kind, ev)
-        })
-        .boxed()
+/// The sweep's input for a session that was deleted.
+pub fn session_gone(session: &DebugSession) -> Option<Input> {
+    let ns = session.metadata.namespace.clone()?;
+    let (kind, name) = session.target_in_force();
+    Some(Input::SessionGone(ns, kind, name))
 }
 
 /// The sweep's state between events.
@@ -386,38 +361,39 @@ impl Sweeper {
         }
     }
 
-    async fn handle(&mut self, (kind, res): Item) {
-        match res {
-            Ok(Watched::Apply(meta) | Watched::InitApply(meta)) => {
-                self.seen(kind, meta, true).await
+    async fn handle(&mut self, input: Input) {
+        match input {
+            Input::Workload(kind, ev) => match *ev {
+                Watched::Apply(meta) | Watched::InitApply(meta) => {
+                    self.seen(kind, meta, true).await
+                }
+                Watched::Delete(meta) => {
+                    self.pending.remove(&Key::of(kind, &meta));
+                }
+                Watched::Init => debug!(%kind, "orphan sweep: listing workloads"),
+                Watched::InitDone => info!(%kind, "orphan sweep: start-up sweep done"),
+            },
+            Input::WatchFailed(kind, e) => {
+                warn!(%kind, error = %e, "orphan sweep: watch failed, retrying")
             }
-            Ok(Watched::Delete(meta)) => {
-                self.pending.remove(&Key::of(kind, &meta));
-            }
-            Ok(Watched::Init) => debug!(%kind, "orphan sweep: listing workloads"),
-            Ok(Watched::InitDone) => info!(%kind, "orphan sweep: start-up sweep done"),
-            Err(e) => warn!(%kind, error = %e, "orphan sweep: watch failed, retrying"),
+            Input::SessionGone(ns, kind, name) => self.session_gone(&ns, kind, &name).await,
         }
     }
 }
 
-/// Watches the metadata of all Deployments, StatefulSets and DaemonSets and releases the fields
-/// of session managers whose DebugSession no longer exists (see [`sweep_workload`]); the initial
-/// list is the start-up sweep. A workload whose sweep fails is retried with backoff (2s doubling
-/// to 5min), not on every event. Runs until `shutdown` resolves.
+/// Releases the fields of session managers whose DebugSession no longer exists (see
+/// [`sweep_workload`]), for every workload that `inputs` lists or changes and the target of
+/// every session deleted; the initial list of the workloads is the start-up sweep. A workload
+/// whose sweep fails is retried with backoff (2s doubling to 5min), not on every event. Runs
+/// until `shutdown` resolves or `inputs` ends.
 pub async fn run(
     client: Client,
     recorder: Recorder,
     cache: Option<Store<DebugSession>>,
+    inputs: impl Stream<Item = Input> + Unpin,
     shutdown: impl Future<Output = ()>,
 ) {
-    let workloads = stream::select_all([
-        watch::<Deployment>(&client, TargetKind::Deployment),
-        watch::<StatefulSet>(&client, TargetKind::StatefulSet),
-        watch::<DaemonSet>(&client, TargetKind::DaemonSet),
-    ])
-    .map(|item| Input::Workload(Box::new(item)));
-    let mut events = stream::select(workloads, deleted_sessions(&client));
+    let mut inputs = inputs;
     let mut sweeper = Sweeper {
         client,
         recorder,
@@ -437,11 +413,10 @@ pub async fn run(
             biased;
             () = &mut shutdown => break,
             () = timer => sweeper.retry_due().await,
-            item = events.next() => match item {
-                Some(Input::Workload(item)) => sweeper.handle(*item).await,
-                Some(Input::SessionGone(ns, kind, name)) => sweeper.session_gone(&ns, kind, &name).await,
+            input = inputs.next() => match input {
+                Some(input) => sweeper.handle(input).await,
                 None => {
-                    warn!("orphan sweep: the workload watches ended");
+                    info!("orphan sweep: the watches ended");
                     break;
                 }
             },

@@ -485,47 +485,28 @@ async fn a_failed_sweep_waits_for_its_retry() {
         },
     );
     sweeper
-        .handle((TargetKind::Deployment, Ok(Watched::Delete(cached))))
+        .handle(Input::Workload(
+            TargetKind::Deployment,
+            Box::new(Watched::Delete(cached)),
+        ))
         .await;
     assert!(sweeper.pending.is_empty());
 }
 
-/// The start-up sweep: the initial list of Deployments nominates the orphan, it is released,
-/// and `run` returns when shutdown resolves.
+/// The start-up sweep: the initial list of Deployments (as the controller's watch feeds it)
+/// nominates the orphan, it is released, the target of a deleted session is read and swept, and
+/// `run` returns when its inputs end.
 #[tokio::test]
-async fn run_sweeps_the_initial_list_and_stops_on_shutdown() {
+async fn run_sweeps_what_the_watches_feed_until_they_end() {
     let (client, recorder, mut handle) = mock();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut stop = Some(stop);
     let server = tokio::spawn(async move {
-        let mut held = Vec::new(); // open watches, never answered
         let mut seen = Vec::new();
         while let Some((req, send)) = handle.next_request().await {
             let path = req.uri().path().to_string();
             let query = req.uri().query().unwrap_or_default().to_string();
             let method = req.method().clone();
             let bytes = req.into_body().collect_bytes().await.unwrap();
-            let list = |items: Vec<Value>| {
-                json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList",
-                       "metadata": {"resourceVersion": "10"}, "items": items})
-            };
-            let (status, reply) = if query.contains("watch=true") {
-                held.push(send);
-                continue;
-            } else if path == "/apis/apps/v1/deployments" {
-                let item = json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-                                  "metadata": workload_meta(&["debugsession/team/dbg"])});
-                (200, list(vec![item]))
-            } else if path.starts_with("/apis/apps/v1/")
-                && method == Method::GET
-                && !path.contains("/namespaces/")
-            {
-                (200, list(vec![]))
-            } else if path == "/apis/debugsession.dev/v1alpha1/debugsessions" {
-                let empty = json!({"apiVersion": "debugsession.dev/v1alpha1",
-                    "kind": "DebugSessionList", "metadata": {"resourceVersion": "10"}, "items": []});
-                (200, empty)
-            } else if path == format!("{SESSION_PATH}/dbg") {
+            let (status, reply) = if path == format!("{SESSION_PATH}/dbg") {
                 (404, not_found())
             } else if path == "/apis/apps/v1/namespaces/team/deployments/web"
                 && method == Method::GET
@@ -534,9 +515,6 @@ async fn run_sweeps_the_initial_list_and_stops_on_shutdown() {
             } else if method == Method::PATCH {
                 (200, partial(&[]))
             } else if path.starts_with("/apis/events.k8s.io/") {
-                if let Some(stop) = stop.take() {
-                    let _ = stop.send(());
-                }
                 (201, serde_json::from_slice(&bytes).unwrap())
             } else {
                 panic!("unexpected request {method} {path}?{query}");
@@ -548,38 +526,45 @@ async fn run_sweeps_the_initial_list_and_stops_on_shutdown() {
                     .body(Body::from(serde_json::to_vec(&reply).unwrap()))
                     .unwrap(),
             );
-            if method == Method::POST {
-                break;
-            }
         }
-        (seen, held)
+        seen
     });
-    let shutdown = async move {
-        let _ = stopped.await;
-    };
+    let listed: ObjectMeta =
+        serde_json::from_value(workload_meta(&["debugsession/team/dbg"])).unwrap();
+    let inputs = futures::stream::iter([
+        Input::Workload(TargetKind::Deployment, Box::new(Watched::Init)),
+        Input::Workload(TargetKind::Deployment, Box::new(Watched::InitApply(listed))),
+        Input::Workload(TargetKind::Deployment, Box::new(Watched::InitDone)),
+        Input::SessionGone("team".into(), TargetKind::Deployment, "web".into()),
+    ]);
     tokio::time::timeout(
         Duration::from_secs(10),
-        run(client, recorder, None, shutdown),
+        run(client, recorder, None, inputs, std::future::pending()),
     )
     .await
-    .expect("run stops on shutdown");
-    let (seen, _held) = server.await.unwrap();
-    let patches: Vec<_> = seen.iter().filter(|s| s.0 == Method::PATCH).collect();
-    assert_eq!(patches.len(), 1, "{seen:?}");
-    assert_eq!(
-        (patches[0].1.as_str(), patches[0].2.as_str()),
-        (
-            "/apis/apps/v1/namespaces/team/deployments/web",
-            "&fieldManager=debugsession%2Fteam%2Fdbg"
-        )
-    );
+    .expect("run stops when its inputs end");
+    let seen = server.await.unwrap();
+    let patches: Vec<_> = seen
+        .iter()
+        .filter(|s| s.0 == Method::PATCH && s.1.starts_with("/apis/apps/"))
+        .collect();
+    assert_eq!(patches.len(), 2, "{seen:?}");
+    for patch in patches {
+        assert_eq!(
+            (patch.1.as_str(), patch.2.as_str()),
+            (
+                "/apis/apps/v1/namespaces/team/deployments/web",
+                "&fieldManager=debugsession%2Fteam%2Fdbg"
+            )
+        );
+    }
 }
 
 #[tokio::test]
 async fn run_is_send() {
     fn assert_send<T: Send>(_: &T) {}
     let (client, recorder, _handle) = mock();
-    let fut = run(client, recorder, None, async {});
+    let fut = run(client, recorder, None, futures::stream::empty(), async {});
     assert_send(&fut);
 }
 

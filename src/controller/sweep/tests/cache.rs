@@ -8,7 +8,7 @@ async fn the_store_spares_the_reads_of_the_sessions_it_holds() {
     let (client, recorder, mut handle) = mock();
     let (store, mut writer) = kube::runtime::reflector::store::<DebugSession>();
     let alive: DebugSession = serde_json::from_value(session("alive")).unwrap();
-    writer.apply_watcher_event(&watcher::Event::Apply(alive));
+    writer.apply_watcher_event(&Watched::Apply(alive));
     let server = tokio::spawn(async move {
         let get = next(&mut handle, 200, Some(session("other"))).await;
         (get.path, handle)
