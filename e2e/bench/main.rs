@@ -9,6 +9,9 @@
 //!    precision), the operator's peak RSS, CPU, API requests and reconciles ([`scale`], with
 //!    [`usage`] reading what the operator process costs).
 //!
+//! Every operator of the bench serves the admission webhook, as a default install does
+//! ([`admission`]).
+//!
 //! Every figure of 1-2 is a median with min and max over `BENCH_ROUNDS` rounds (default 9; 15 for
 //! step 2), after one warm-up round, each side started at a random phase ([`random_pause`]),
 //! measured in this run. Prints one table, writes `target/bench/results.json`,
@@ -20,6 +23,7 @@
 //! fit), `DEBUGSESSION_OPERATOR_BIN` and `DEBUGSESSION_PLUGIN_BIN` (default: the release builds).
 //! Needs the local cluster with simulated nodes (`SIM_NODES=25 e2e/cluster/up`).
 
+mod admission;
 mod debug;
 mod patch;
 mod scale;
@@ -45,6 +49,8 @@ pub struct Bench {
     pub quiet: bool,
     pub dir: PathBuf,
     pub clk_tck: f64,
+    /// The admission webhook every operator of the bench serves.
+    pub admission: admission::Admission,
 }
 
 impl Bench {
@@ -83,10 +89,10 @@ fn clk_tck() -> f64 {
 }
 
 /// A namespace of its own for a real-node step, taken away afterwards.
-fn in_namespace<T>(step: &str, body: impl FnOnce(&str) -> R<T>) -> R<T> {
+fn in_namespace<T>(b: &Bench, step: &str, body: impl FnOnce(&str) -> R<T>) -> R<T> {
     let name = format!("bench-{step}-{}", (now_epoch() * 1000.0) as u64 % 100_000);
     create_namespace(&name, WAIT)?;
-    let res = body(&name);
+    let res = b.admission.label(&name).and_then(|()| body(&name));
     remove_namespace(&name, false);
     res
 }
@@ -118,6 +124,15 @@ fn main() -> ExitCode {
         // SAFETY: no other thread runs yet.
         unsafe { std::env::set_var("DEBUGSESSION_OPERATOR_BIN", release) };
     }
+    let dir = root().join("target/bench");
+    let _ = fs::create_dir_all(&dir);
+    let admission = match admission::Admission::prepare(&dir.join("webhook")) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bench: could not prepare the admission webhook: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let b = Bench {
         rounds: env_or("BENCH_ROUNDS", "9").parse().unwrap_or(9).max(1),
         debug_rounds: env_or("BENCH_DEBUG_ROUNDS", "15")
@@ -125,8 +140,9 @@ fn main() -> ExitCode {
             .unwrap_or(15)
             .max(1),
         quiet: env_flag("BENCH_QUIET"),
-        dir: root().join("target/bench"),
+        dir,
         clk_tck: clk_tck(),
+        admission,
     };
     let steps = env_or("BENCH_STEPS", "patch,debug,scale");
     let sizes: Vec<usize> = env_or("BENCH_SIZES", "100,300,1000")
@@ -138,7 +154,6 @@ fn main() -> ExitCode {
         .ok()
         .and_then(|m| m.parse::<f64>().ok())
         .map(|m| m * 60.0);
-    let _ = fs::create_dir_all(&b.dir);
     let mut errors: Vec<String> = Vec::new();
     if let Err(e) = wait_cluster_up(Duration::from_secs(300)).and_then(|()| install_crd()) {
         eprintln!("bench: the cluster is not usable: {e}");
@@ -152,16 +167,16 @@ fn main() -> ExitCode {
         let log = b.dir.join("operator-real-node.log");
         let _ = fs::remove_file(&log);
         // Each API request in the log, timed, as the scale step has it.
-        match Operator::start_with(&log, &[], &[("RUST_LOG", "info,kube_client=debug")]) {
+        match b.admission.start_operator(&log) {
             Ok(mut op) => {
                 if steps.contains("patch") {
-                    match in_namespace("patch", |ns| patch::run(&b, ns)) {
+                    match in_namespace(&b, "patch", |ns| patch::run(&b, ns)) {
                         Ok(t) => patch_t = Some(t),
                         Err(e) => errors.push(format!("patch: {e}")),
                     }
                 }
                 if steps.contains("debug") {
-                    match in_namespace("debug", |ns| debug::run(&b, ns)) {
+                    match in_namespace(&b, "debug", |ns| debug::run(&b, ns)) {
                         Ok(t) => debug_t = Some(t),
                         Err(e) => errors.push(format!("debug: {e}")),
                     }
@@ -211,6 +226,10 @@ fn main() -> ExitCode {
             }
             Err(e) => errors.push(format!("scale namespaces: {e}")),
         }
+    }
+    // No operator runs now: the webhook goes before anything else changes a session.
+    b.admission.remove();
+    if steps.contains("scale") {
         scale::cleanup();
     }
 

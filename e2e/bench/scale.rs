@@ -150,7 +150,7 @@ fn apply_all(objects: Vec<Value>) -> R<()> {
 /// The namespaces, once (with their default ServiceAccount, which pods need).
 pub fn namespaces() -> R<()> {
     let items: Vec<Value> = (0..NAMESPACES)
-        .map(|i| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("bench-scale-{i}"), "labels": {"bench": "scale"}}}))
+        .map(|i| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": format!("bench-scale-{i}"), "labels": {"bench": "scale", crate::admission::LABEL: crate::admission::VALUE}}}))
         .collect();
     apply_all(items)?;
     for i in 0..NAMESPACES {
@@ -276,7 +276,7 @@ pub fn run(b: &Bench, size: usize, have: usize) -> R<ScaleResult> {
     ));
     let log = b.dir.join(format!("operator-scale-{size}.log"));
     let _ = fs::remove_file(&log);
-    let mut op = Operator::start_with(&log, &[], &[("RUST_LOG", "info,kube_client=debug")])?;
+    let mut op = b.admission.start_operator(&log)?;
     let label = format!("bench-size={size}");
     let measured = measure(b, size, &mut op, &log, &label);
     // 4. delete the sessions (their finalizers run: nothing left to undo), also after a failure

@@ -10,14 +10,31 @@ pub fn allowed_path(run: &mut Run) -> R<()> {
     step("the allowed path: the full user gets a shell, extends it and changes it");
     let full = run.user("full");
     let spec = format!("{}  ttl: 10m\n", target("nginx"));
-    k_in(
+    let created = k_in(
         &session_yaml("allowed", &spec, ""),
-        &["create", "-n", &run.ns, "--as", &full, "-f", "-"],
+        &[
+            "create", "-n", &run.ns, "--as", &full, "-o", "json", "-f", "-",
+        ],
     )?;
-    let res = stamped_then_changed(run, &full);
+    let res = born_with_finalizer(&created).and_then(|()| stamped_then_changed(run, &full));
     // End it while the operator runs, so that it reverts.
     let _ = delete_session(&run.ns, "allowed", "90s");
     res
+}
+
+/// The session as the create returned it (before any reconcile) carries the operator's
+/// finalizer: the mutating webhook adds it.
+fn born_with_finalizer(created: &str) -> R<()> {
+    let v: Value = serde_json::from_str(created).map_err(|e| format!("create -o json: {e}"))?;
+    let fins = &v["metadata"]["finalizers"];
+    let has = fins
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == "debugsession.dev/revert"));
+    ensure(has, || {
+        format!("the created session's finalizers are {fins}, want the operator's")
+    })?;
+    println!("  allowed  created with the finalizer {fins}");
+    Ok(())
 }
 
 fn stamped_then_changed(run: &Run, full: &str) -> R<()> {

@@ -243,8 +243,28 @@ pub fn stamp_patch(
     }
 }
 
+/// The JSON patch that adds the operator's finalizer to `obj`, when it lacks it: the whole list
+/// when it has none, else appended to the finalizers already there.
+pub fn finalizer_patch(obj: &DynamicObject) -> Option<PatchOperation> {
+    if has_finalizer(obj) {
+        return None;
+    }
+    let op = match obj.metadata.finalizers.as_ref().filter(|f| !f.is_empty()) {
+        Some(_) => AddOperation {
+            path: PointerBuf::from_tokens(["metadata", "finalizers", "-"]),
+            value: serde_json::Value::String(FINALIZER.into()),
+        },
+        None => AddOperation {
+            path: PointerBuf::from_tokens(["metadata", "finalizers"]),
+            value: serde_json::json!([FINALIZER]),
+        },
+    };
+    Some(PatchOperation::Add(op))
+}
+
 /// `/mutate`: on CREATE of a DebugSession, and on an UPDATE that changes its spec, stamp the
-/// sender as the requester of the spec. Everything else passes unchanged.
+/// sender as the requester of the spec; a CREATE also gets the operator's finalizer. Everything
+/// else passes unchanged.
 pub fn mutate(req: &Request, key: &[u8], now: Timestamp) -> AdmissionResponse {
     if !is_session(req) {
         return AdmissionResponse::from(req);
@@ -296,9 +316,12 @@ pub fn mutate(req: &Request, key: &[u8], now: Timestamp) -> AdmissionResponse {
     };
     let stamp = stamp::annotations(key, &ns, &name, &stamp);
     let mut patch = stamp_patch(obj.metadata.annotations.as_ref(), &stamp);
-    // Approvals were about the spec before; the new one needs its own.
-    if req.operation == Operation::Update {
-        patch.0.extend(approve::drop_approvals(obj));
+    match req.operation {
+        // Approvals were about the spec before; the new one needs its own.
+        Operation::Update => patch.0.extend(approve::drop_approvals(obj)),
+        // A session is born with the finalizer that makes its deletion revert the workload: no
+        // window before the operator's first write, and one write less per session.
+        _ => patch.0.extend(finalizer_patch(obj)),
     }
     match AdmissionResponse::from(req).with_patch(patch) {
         Ok(resp) => resp,

@@ -582,3 +582,4 @@ async fn serve_tls_answers_admission_reviews() {
 }
 
 mod approvals;
+mod finalizer;
