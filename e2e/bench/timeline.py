@@ -2,11 +2,11 @@
 """The operator's own part of the side-by-side figures of `make bench`, from the real-node
 operator's log (each API request with its time, `RUST_LOG=kube_client=debug`):
 
-- Patch (sessions bench-N): from the session's first request (the finalizer) to the apply of the
-  shell to the Deployment done; and the reconcile that writes Ready (from its GET of the
-  Deployment to the status write done).
-- Copy and Ephemeral (sessions [p]copy-N, [p]eph-N): from the session's first request to the copy
-  created or the ephemeral container added and the status written.
+- Patch (sessions bench-N): from the start of the session's first reconcile (its GET of the
+  target) to the apply of the shell to the Deployment done; and the reconcile that writes Ready
+  (from its GET of the Deployment to the status write done).
+- Copy and Ephemeral (sessions [p]copy-N, [p]eph-N): from the start of the session's first
+  reconcile to the copy created or the ephemeral container added and the status written.
 
 Medians in seconds. Usage: e2e/bench/timeline.py [target/bench/operator-real-node.log]
 """
@@ -43,10 +43,12 @@ def session_of(url):
     return m.group(1) if m else None
 
 
-def first_request(log, name):
-    """When the session's first own request (the finalizer patch) was sent."""
-    for t, msg, method, url, _ in log:
-        if msg == "requesting" and method == "PATCH" and url.endswith(f"/debugsessions/{name}?"):
+def reconcile_start(log, before):
+    """When the reconcile that sent request `before` (an index) began: its read of the target
+    Deployment (a session is created with its finalizer, so its first reconcile starts it; the
+    real-node bench runs one session at a time)."""
+    for t, msg, method, url, _ in reversed(log[:before]):
+        if msg == "requesting" and method == "GET" and re.search(r"/deployments/[^/?]+$", url):
             return t
     return None
 
@@ -60,14 +62,16 @@ def patch_mode(log):
     take, ready = [], []
     names = sorted({session_of(u) for _, _, _, u, _ in log if re.search(r"/debugsessions/bench-\d+", u)})
     for name in names:
-        start = first_request(log, name)
-        applied = [t for t, msg, method, url, _ in log
+        applied = [(i, t) for i, (t, msg, method, url, _) in enumerate(log)
                    if msg == "stream closed" and method == "PATCH" and "/deployments/" in url
                    and f"%2F{name}" in url and "force=true" not in url]
         writes = status_writes_done(log, name)
-        if start is None or not applied or len(writes) < 2:
+        if not applied or len(writes) < 2:
             continue
-        take.append(applied[0] - start)
+        start = reconcile_start(log, applied[0][0])
+        if start is None:
+            continue
+        take.append(applied[0][1] - start)
         i, t = writes[-1]
         gets = [g for g, msg, method, url, _ in log[:i]
                 if msg == "requesting" and method == "GET" and re.search(r"/deployments/[^/?]+$", url)]
@@ -81,9 +85,9 @@ def debug_modes(log):
     names = sorted({session_of(u) for _, _, _, u, _ in log
                     if re.search(r"/debugsessions/p?(copy|eph)-\d+", u)})
     for name in names:
-        start = first_request(log, name)
         writes = status_writes_done(log, name)
-        if start is None or not writes:
+        start = reconcile_start(log, writes[0][0]) if writes else None
+        if start is None:
             continue
         kind = "copy" if "copy" in name else "ephemeral"
         out[kind].append(writes[0][1] - start)
@@ -99,10 +103,10 @@ def main():
     log = requests(path)
     take, ready = patch_mode(log)
     modes = debug_modes(log)
-    print(f"patch: first request -> shell applied: {median(take)}")
+    print(f"patch: first reconcile -> shell applied: {median(take)}")
     print(f"patch: reconcile that writes Ready (GET -> status written): {median(ready)}")
-    print(f"copy: first request -> copy created, status written: {median(modes['copy'])}")
-    print(f"ephemeral: first request -> shell added, status written: {median(modes['ephemeral'])}")
+    print(f"copy: first reconcile -> copy created, status written: {median(modes['copy'])}")
+    print(f"ephemeral: first reconcile -> shell added, status written: {median(modes['ephemeral'])}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 //! namespace's Pod Security labels, the pods) and decide what authorizes the spec.
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
@@ -72,8 +73,12 @@ pub(super) async fn observe(session: &DebugSession, ctx: &Context) -> Result<Obs
             obs.source_pod = pods(ctx, &ns).get_opt(p).await.map_err(Error::ListPods)?;
         }
     }
+    // A running session whose TTL ran out (and no new spec moves it) is released next and
+    // reports no pods: its expiry does not wait for a list of them.
+    let expired = !fresh_spec(session)
+        && (status.expires_at.as_ref()).is_some_and(|e| e.0 <= Timestamp::now());
     let list_workload_pods = match mode {
-        Mode::Patch => started && !terminal,
+        Mode::Patch => started && !terminal && !expired,
         Mode::Ephemeral => !started && obs.source_pod.is_none(),
         Mode::Copy => false,
     };

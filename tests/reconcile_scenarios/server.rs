@@ -295,8 +295,7 @@ impl ApiServer {
 
     pub(crate) async fn expiry(&mut self, s: &DebugSession) {
         self.get(DEPLOY, ours(true)).await;
-        // Listed although an expired session never looks at its pods.
-        self.list_pods().await;
+        // No list of the pods: an expired session reports none.
         self.release().await;
         self.workload_event("DebugShellRemoved");
         let status = self.status(s).await;
