@@ -158,6 +158,22 @@ mod tests {
         ObjectRef::new("dbg").within("team")
     }
 
+    type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+    /// A client whose requests the test answers, and wakes whose stream the test holds.
+    fn setup() -> (
+        Client,
+        Handle,
+        PodWakes,
+        BoxStream<'static, ObjectRef<DebugSession>>,
+    ) {
+        let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let client = ClientBuilder::new(svc, "default").build();
+        let wakes = PodWakes::default();
+        let woken = wakes.take_stream().expect("the stream");
+        (client, handle, wakes, woken)
+    }
+
     fn pod_event(kind: &str) -> Vec<u8> {
         let pod = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "web-a", "namespace": "team", "resourceVersion": "43"}});
@@ -168,10 +184,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_of_the_pod_wakes_its_session_once() {
-        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let client = ClientBuilder::new(svc, "default").build();
-        let wakes = PodWakes::default();
-        let mut woken = wakes.take_stream().expect("the stream");
+        let (client, mut handle, wakes, mut woken) = setup();
         assert!(wakes.take_stream().is_none(), "only one taker");
         let read: Pod = serde_json::from_value(json!({"metadata": {
             "name": "web-a", "namespace": "team", "resourceVersion": "42"}}))
@@ -211,10 +224,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_watch_that_fails_wakes_nobody() {
-        let (svc, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let client = ClientBuilder::new(svc, "default").build();
-        let wakes = PodWakes::default();
-        let mut woken = wakes.take_stream().expect("the stream");
+        let (client, mut handle, wakes, mut woken) = setup();
         wakes.watch(
             &client,
             &session(),
