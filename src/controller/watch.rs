@@ -120,7 +120,7 @@ pub async fn run(
 
 /// The watch events of the objects of kind `K` that `config` selects, metadata only
 /// (`Api<PartialObjectMeta<K>>` lists and watches metadata), retried with [`WatchBackoff`].
-pub(super) fn metadata_events<K>(
+fn metadata_events<K>(
     client: &Client,
     config: watcher::Config,
 ) -> impl futures::Stream<Item = watcher::Result<watcher::Event<PartialObjectMeta<K>>>> + Send + 'static
