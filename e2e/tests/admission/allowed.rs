@@ -3,7 +3,9 @@
 
 use debugsession_e2e::*;
 
-use crate::sessions::{EVENT_WAIT, REQUESTER, delete_session, session_yaml, target, wait_active};
+use crate::sessions::{
+    EVENT_WAIT, FINALIZER, REQUESTER, delete_session, session_yaml, target, wait_active,
+};
 use crate::{Run, step};
 
 pub fn allowed_path(run: &mut Run) -> R<()> {
@@ -29,7 +31,7 @@ fn born_with_finalizer(created: &str) -> R<()> {
     let fins = &v["metadata"]["finalizers"];
     let has = fins
         .as_array()
-        .is_some_and(|f| f.iter().any(|x| x == "debugsession.dev/revert"));
+        .is_some_and(|f| f.iter().any(|x| x == FINALIZER));
     ensure(has, || {
         format!("the created session's finalizers are {fins}, want the operator's")
     })?;
