@@ -23,6 +23,9 @@ pub struct Workload {
     pub managers: Vec<String>,
     /// The field managers that own the holder annotation (`debugsession.dev/session`).
     pub holder_owners: Vec<String>,
+    /// The field managers that recorded an explicit `shareProcessNamespace: false` to restore
+    /// ([`share_off_owners`]).
+    pub share_off_owners: Vec<String>,
     pub template: PodTemplateSpec,
     pub selector: LabelSelector,
     /// Pods the workload wants (replicas, or scheduled daemon pods).
@@ -67,6 +70,18 @@ impl Workload {
             .collect()
     }
 
+    /// Whether the release of `manager` puts `shareProcessNamespace: false` back: it recorded
+    /// the owner's explicit `false` when it took the field, or the template says `false` now
+    /// (before the shell went in, or turned off by someone during the session).
+    pub fn keeps_share_off(&self, manager: &str) -> bool {
+        self.share_off_owners.iter().any(|m| m == manager)
+            || self
+                .template
+                .spec
+                .as_ref()
+                .is_some_and(|s| s.share_process_namespace == Some(false))
+    }
+
     /// Whether `manager` owns any field of this object.
     pub fn is_managed_by(&self, manager: &str) -> bool {
         self.managers.iter().any(|m| m == manager)
@@ -96,6 +111,7 @@ fn base(
         kind: Some(kind),
         managers: managers(&meta),
         holder_owners: owners_of_annotation(&meta, crate::api::HOLDER_ANNOTATION),
+        share_off_owners: share_off_owners(&meta),
         name: meta.name.unwrap_or_default(),
         namespace: meta.namespace.unwrap_or_default(),
         uid: meta.uid.unwrap_or_default(),
@@ -120,6 +136,21 @@ pub fn owners_of_annotation(meta: &ObjectMeta, key: &str) -> Vec<String> {
         })
         .filter_map(|m| m.manager.clone())
         .collect()
+}
+
+/// The managers that own the [`SHARE_OFF_ANNOTATION`](crate::api::SHARE_OFF_ANNOTATION) with
+/// its one value, `false`.
+pub fn share_off_owners(meta: &ObjectMeta) -> Vec<String> {
+    let recorded = meta
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::api::SHARE_OFF_ANNOTATION))
+        .is_some_and(|v| v == "false");
+    if recorded {
+        owners_of_annotation(meta, crate::api::SHARE_OFF_ANNOTATION)
+    } else {
+        Vec::new()
+    }
 }
 
 fn observed(generation: Option<i64>, observed: Option<i64>) -> bool {

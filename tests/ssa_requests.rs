@@ -76,6 +76,7 @@ async fn take(client: &Client, kind: TargetKind) -> debugsession_operator::Resul
         workload: &w,
         manager: "debugsession/team/dbg",
         session: "dbg",
+        share_off: false,
     };
     apply::take(change, &shell()).await
 }
@@ -193,6 +194,7 @@ async fn release_applies_an_empty_intent_under_the_session_manager() {
         &client,
         &target(TargetKind::DaemonSet),
         "debugsession/team/dbg",
+        false,
     )
     .await
     .unwrap();
@@ -217,6 +219,7 @@ async fn release_of_a_vanished_workload_is_done() {
         &client,
         &target(TargetKind::Deployment),
         "debugsession/team/dbg",
+        false,
     )
     .await
     .unwrap();
@@ -270,4 +273,129 @@ async fn a_refused_real_apply_gives_the_hold_back_in_the_same_call() {
         release.body,
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}})
     );
+}
+
+/// A Deployment as the API server returns it after the first write of a restore: the owner's
+/// and the session's managedFields entries.
+fn restored(rv: &str) -> Value {
+    let entry = |manager: &str, op: &str, fields: Value| {
+        json!({"manager": manager, "operation": op, "apiVersion": "apps/v1",
+            "time": "2026-12-01T10:00:00Z", "fieldsType": "FieldsV1", "fieldsV1": fields})
+    };
+    let owner = entry(
+        "kubectl-client-side-apply",
+        "Update",
+        json!({"f:spec": {"f:replicas": {}}}),
+    );
+    let ours = entry(
+        "debugsession/team/dbg",
+        "Apply",
+        json!({"f:spec": {"f:template": {"f:spec": {"f:shareProcessNamespace": {}}}}}),
+    );
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web",
+        "namespace": "team", "resourceVersion": rv, "managedFields": [owner, ours]}})
+}
+
+fn share_off_intent() -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "annotations": {SHARE_OFF: "false"}},
+        "spec": {"template": {"spec": {"shareProcessNamespace": false}}}})
+}
+
+const SHARE_OFF: &str = "debugsession.dev/restore-share-process-namespace";
+
+/// Checks the second write of a restore: the session's managedFields entry out, the record
+/// annotation removed, on the condition of the version the first write returned.
+fn assert_handback(seen: &Seen, rv: &str) {
+    assert_eq!(seen.method, Method::PATCH);
+    assert_eq!(seen.content_type, "application/merge-patch+json");
+    assert_eq!(seen.query, "&fieldManager=debugsession%2Fteam%2Fdbg");
+    let owner = restored(rv)["metadata"]["managedFields"][0].clone();
+    assert_eq!(
+        seen.body,
+        json!({"metadata": {"resourceVersion": rv, "managedFields": [owner],
+            "annotations": {SHARE_OFF: null}}})
+    );
+}
+
+#[tokio::test]
+async fn a_template_that_set_share_process_namespace_off_is_taken_with_the_record() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move { next(&mut handle, 200, deployment()).await });
+    let w = target(TargetKind::Deployment);
+    let change = apply::Change {
+        client: &client,
+        workload: &w,
+        manager: "debugsession/team/dbg",
+        session: "dbg",
+        share_off: true,
+    };
+    apply::take(change, &shell()).await.unwrap();
+    let seen = server.await.unwrap();
+    let mut want = full_intent();
+    want["metadata"]["annotations"][SHARE_OFF] = json!("false");
+    assert_eq!(seen.body, want);
+}
+
+#[tokio::test]
+async fn release_puts_share_off_back_and_leaves_the_field_to_its_owner() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        let apply = next(&mut handle, 200, restored("77")).await;
+        let handback = next(&mut handle, 200, deployment()).await;
+        (apply, handback, handle)
+    });
+    let w = target(TargetKind::Deployment);
+    apply::release(&client, &w, "debugsession/team/dbg", true)
+        .await
+        .unwrap();
+    let (apply, handback, handle) = server.await.unwrap();
+    assert_eq!(apply.content_type, "application/apply-patch+yaml");
+    assert_eq!(apply.query, AS_MANAGER, "no force");
+    assert_eq!(apply.body, share_off_intent());
+    assert_handback(&handback, "77");
+    nothing_more(client, handle, "two writes restore").await;
+}
+
+#[tokio::test]
+async fn a_share_off_someone_else_holds_otherwise_gets_the_plain_release() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        let field = ".spec.template.spec.shareProcessNamespace";
+        next(&mut handle, 409, conflict("kubectl", field)).await;
+        let plain = next(&mut handle, 200, deployment()).await;
+        (plain, handle)
+    });
+    let w = target(TargetKind::Deployment);
+    apply::release(&client, &w, "debugsession/team/dbg", true)
+        .await
+        .unwrap();
+    let (plain, handle) = server.await.unwrap();
+    assert_eq!(
+        plain.body,
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}})
+    );
+    nothing_more(client, handle, "the plain release ends it").await;
+}
+
+#[tokio::test]
+async fn a_workload_changed_between_the_two_writes_is_restored_again() {
+    let (client, mut handle) = mock();
+    let server = tokio::spawn(async move {
+        next(&mut handle, 200, restored("77")).await;
+        let moved = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 409,
+            "reason": "Conflict", "message": "the object has been modified"});
+        next(&mut handle, 409, moved).await;
+        let again = next(&mut handle, 200, restored("79")).await;
+        let handback = next(&mut handle, 200, deployment()).await;
+        (again, handback, handle)
+    });
+    let w = target(TargetKind::Deployment);
+    apply::release(&client, &w, "debugsession/team/dbg", true)
+        .await
+        .unwrap();
+    let (again, handback, handle) = server.await.unwrap();
+    assert_eq!(again.body, share_off_intent());
+    assert_handback(&handback, "79");
+    nothing_more(client, handle, "restored on the second try").await;
 }

@@ -10,6 +10,10 @@ pub use status::*;
 pub const GROUP: &str = "debugsession.dev";
 /// Annotation on a workload naming the DebugSession that currently holds it.
 pub const HOLDER_ANNOTATION: &str = "debugsession.dev/session";
+/// Annotation a session's intent carries when the workload's own template set
+/// `shareProcessNamespace: false`, which the shell turns to `true`: its release puts the `false`
+/// back (see `controller::act::patch::release`).
+pub const SHARE_OFF_ANNOTATION: &str = "debugsession.dev/restore-share-process-namespace";
 /// Finalizer that guarantees the revert before a DebugSession goes away.
 pub const FINALIZER: &str = "debugsession.dev/revert";
 /// Field manager used for the DebugSession status subresource.

@@ -179,7 +179,8 @@ async fn reconcile_planned(session: &DebugSession, ctx: &Context) -> Result<Acti
                     kind,
                     name,
                 };
-                apply::release(&ctx.client, &w, &session_manager(&ns, &session.name_any())).await?;
+                let manager = session_manager(&ns, &session.name_any());
+                apply::release(&ctx.client, &w, &manager, plan.share_off).await?;
             }
             obs.refusal = Some(Invalid {
                 reason: crate::api::reason::APPLY_REJECTED,

@@ -133,12 +133,13 @@ pub(crate) fn deployment(shell: bool, holder: Option<(&str, &str)>) -> Value {
         managed.push(entry(manager, operation, fields));
     }
     json!({
+        // Without the shell the template leaves shareProcessNamespace unset, as most do.
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "namespace": "team", "uid": WEB_UID, "generation": 3,
             "resourceVersion": "2207", "annotations": annotations, "managedFields": managed},
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}},
-                "spec": {"shareProcessNamespace": shell, "containers": containers}}},
+                "spec": {"shareProcessNamespace": shell.then_some(true), "containers": containers}}},
         "status": {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2,
             "readyReplicas": 2, "availableReplicas": 2},
     })

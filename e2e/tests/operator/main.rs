@@ -60,7 +60,7 @@ pub struct Suite {
 type Body = fn(&Ns, &Suite) -> R<()>;
 
 /// Scenarios that run side by side.
-const PARALLEL: [(&str, Body); 22] = [
+const PARALLEL: [(&str, Body); 23] = [
     ("happy-path", happy_path::happy_path),
     ("mode-copy", modes::copy),
     ("mode-ephemeral", modes::ephemeral),
@@ -70,6 +70,10 @@ const PARALLEL: [(&str, Body); 22] = [
     ("delete-reverts", lifecycle::delete_reverts),
     ("user-edit-survives", ownership::user_edit_survives),
     ("preexisting-share-pns", ownership::preexisting_share_pns),
+    (
+        "preexisting-share-pns-off",
+        ownership::preexisting_share_pns_off,
+    ),
     ("second-session-waits", lifecycle::second_session_waits),
     ("statefulset", targets::statefulset),
     ("statefulset-ondelete", targets::statefulset_ondelete),

@@ -1,6 +1,6 @@
 //! The workload stays its owner's: an edit made during the session survives the revert, a
-//! `shareProcessNamespace: true` the owner set stays, and a shell removed by someone else (drift)
-//! comes back with a warning.
+//! `shareProcessNamespace: true` or `false` the owner set stays, and a shell removed by someone
+//! else (drift) comes back with a warning.
 
 use debugsession_e2e::*;
 
@@ -67,6 +67,69 @@ pub fn preexisting_share_pns(ns: &Ns, _: &Suite) -> R<()> {
     ensure(tpl["spec"]["shareProcessNamespace"] == true, || {
         "the owner's shareProcessNamespace: true was removed".into()
     })
+}
+
+/// The owner's explicit `shareProcessNamespace: false`, which the shell takes, is back after the
+/// session: the same template, the workload back on its own ReplicaSet, and the owner's next
+/// `kubectl apply` finds nothing to change.
+pub fn preexisting_share_pns_off(ns: &Ns, _: &Suite) -> R<()> {
+    let off = "terminationGracePeriodSeconds: 2\n      shareProcessNamespace: false";
+    let edits = [
+        ("replicas: 2", "replicas: 1"),
+        ("terminationGracePeriodSeconds: 2", off),
+    ];
+    ns.fixture(DEPLOY, &edits)?;
+    ns.rollout("deployment", "nginx")?;
+    let original = ns.template("deployment", "nginx")?;
+    ensure(original["spec"]["shareProcessNamespace"] == false, || {
+        "fixture lacks shareProcessNamespace: false".into()
+    })?;
+    let own_rs = active_replica_sets(ns)?;
+    ns.session("pnsoff", "15m")?;
+    ns.wait_phase("pnsoff", "Active", TIMEOUT)?;
+    ns.assert_applied("deployment", "nginx", "pnsoff")?;
+    let w = ns.get("deployment", "nginx")?;
+    ensure(w.pointer(SHARE_OFF_PTR) == Some(&json!("false")), || {
+        format!(
+            "no record of the owner's false: {}",
+            w["metadata"]["annotations"]
+        )
+    })?;
+    ns.delete_session("pnsoff")?;
+    ns.assert_reverted("deployment", "nginx", &original)?;
+    let w = ns.get("deployment", "nginx")?;
+    ensure(w.pointer(SHARE_OFF_PTR).is_none(), || "record left".into())?;
+    ns.rollout("deployment", "nginx")?;
+    let back = active_replica_sets(ns)?;
+    ensure(back == own_rs, || {
+        format!("rolled to {back:?} instead of back to its own ReplicaSet {own_rs:?}")
+    })?;
+    let generation = w["metadata"]["generation"].clone();
+    let again = k_in(
+        &render_fixture(DEPLOY, &edits)?,
+        &["apply", "-n", &ns.name, "-f", "-"],
+    )?;
+    ensure(again.contains("unchanged"), || {
+        format!("the owner's apply changed it: {again}")
+    })?;
+    let now = ns.get("deployment", "nginx")?["metadata"]["generation"].clone();
+    ensure(now == generation, || {
+        format!("generation {generation} -> {now} after the owner's apply")
+    })
+}
+
+const SHARE_OFF_PTR: &str =
+    "/metadata/annotations/debugsession.dev~1restore-share-process-namespace";
+
+/// The names of the Deployment's ReplicaSets that want pods.
+fn active_replica_sets(ns: &Ns) -> R<Vec<String>> {
+    let v = get_json(&["replicasets", "-n", &ns.name, "-l", "app=nginx"])?;
+    let mut names: Vec<String> = (v["items"].as_array().into_iter().flatten())
+        .filter(|rs| rs["spec"]["replicas"].as_i64().unwrap_or(0) > 0)
+        .map(|rs| s(rs, "/metadata/name").to_string())
+        .collect();
+    names.sort();
+    Ok(names)
 }
 
 pub fn drift(ns: &Ns, _: &Suite) -> R<()> {

@@ -40,6 +40,7 @@ pub(super) async fn act(session: &DebugSession, ctx: &Context, plan: &Plan) -> R
                 workload: &w,
                 manager: &manager,
                 session: &name,
+                share_off: plan.share_off,
             };
             if matches!(plan.action, WorkloadAction::Take(_)) {
                 apply::take(change, shell).await?;
@@ -57,7 +58,8 @@ pub(super) async fn act(session: &DebugSession, ctx: &Context, plan: &Plan) -> R
             )
         }
         WorkloadAction::Release => {
-            apply::release(&ctx.client, &w, &session_manager(&ns, &name)).await?;
+            let manager = session_manager(&ns, &name);
+            apply::release(&ctx.client, &w, &manager, plan.share_off).await?;
             info!(workload = %w, "reverted workload");
             (
                 crate::api::reason::DEBUG_SHELL_REMOVED,
@@ -65,7 +67,8 @@ pub(super) async fn act(session: &DebugSession, ctx: &Context, plan: &Plan) -> R
             )
         }
         WorkloadAction::ReleaseStale { session: other } => {
-            apply::release(&ctx.client, &w, &session_manager(&ns, other)).await?;
+            let manager = session_manager(&ns, other);
+            apply::release(&ctx.client, &w, &manager, plan.share_off).await?;
             info!(workload = %w, stale = %other, "released fields of an ended session");
             let note = format!("the changes of ended DebugSession {other} were reverted");
             (crate::api::reason::DEBUG_SHELL_REMOVED, note)

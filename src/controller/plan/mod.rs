@@ -120,6 +120,9 @@ pub struct Plan {
     /// Pods whose next change wakes the session: those where an ephemeral shell is starting
     /// (no watch of the operator's announces it; the requeue is only the safety net).
     pub wake_on_pods: Vec<String>,
+    /// The action's intent records, or its release puts back, the template's own
+    /// `shareProcessNamespace: false` (see [`crate::controller::act::patch`]).
+    pub share_off: bool,
 }
 
 const POLL_PENDING: Duration = Duration::from_secs(10);
@@ -153,14 +156,14 @@ pub fn plan(session: &DebugSession, obs: &Observed, settings: &Settings, now: Ti
     if phase.is_terminal() && !(phase == Phase::Failed && never_started && spec_changed) {
         // Ended: nothing left but making sure nothing of ours is left.
         p.action = p.undo(obs).unwrap_or(WorkloadAction::None);
-        return p.finish();
+        return with_share_off(p.finish(), session, obs);
     }
     if never_started {
         p.plan_start(obs, settings);
     } else {
         p.plan_running(obs, settings);
     }
-    p.finish()
+    with_share_off(p.finish(), session, obs)
 }
 
 /// Plans the revert when the session is being deleted: release if anything of ours is there.
@@ -170,7 +173,24 @@ pub fn plan_cleanup(session: &DebugSession, obs: &Observed, now: Timestamp) -> P
         p.action = undo;
         p.steps.push(Step::Deleted);
     }
-    p.finish()
+    with_share_off(p.finish(), session, obs)
+}
+
+/// Sets [`Plan::share_off`] for the manager whose fields the action writes or releases: it
+/// recorded the template's own `shareProcessNamespace: false`, or the template says `false`.
+fn with_share_off(mut plan: Plan, session: &DebugSession, obs: &Observed) -> Plan {
+    use crate::api::session_manager;
+    use kube::ResourceExt;
+    let ns = session.namespace().unwrap_or_default();
+    let manager = match &plan.action {
+        WorkloadAction::Take(_) | WorkloadAction::Apply(_) | WorkloadAction::Release => {
+            session_manager(&ns, &session.name_any())
+        }
+        WorkloadAction::ReleaseStale { session: other } => session_manager(&ns, other),
+        _ => return plan,
+    };
+    plan.share_off = (obs.workload.as_ref()).is_some_and(|w| w.keeps_share_off(&manager));
+    plan
 }
 
 /// The status while a failed revert is retried: the workload still carries the shell.
@@ -333,6 +353,7 @@ impl<'a> Planner<'a> {
             notes,
             requeue: self.requeue,
             wake_on_pods: self.wake_on_pods,
+            share_off: false,
         }
     }
 }

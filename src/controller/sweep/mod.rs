@@ -146,7 +146,8 @@ pub async fn sweep_workload(
                 };
                 for session in to_release(&session_managers(&live), lookup) {
                     let manager = session_manager(ns, &session);
-                    match apply::release(client, &w, &manager).await {
+                    let share_off = crate::workload::share_off_owners(&live).contains(&manager);
+                    match apply::release(client, &w, &manager, share_off).await {
                         Ok(()) => {
                             released += 1;
                             info!(workload = %w, namespace = ns, %session, %manager, "released the fields of a DebugSession that no longer exists");

@@ -86,4 +86,5 @@ fn ready_reason(p: &Plan) -> &str {
 mod approval;
 mod modes;
 mod running;
+mod share_off;
 mod start;
