@@ -571,3 +571,4 @@ async fn run_is_send() {
 }
 
 mod cache;
+mod share_off;
