@@ -1,8 +1,7 @@
 //! An orphan that recorded the template's own `shareProcessNamespace: false` puts it back.
 
 use super::*;
-
-const SHARE_OFF: &str = "debugsession.dev/restore-share-process-namespace";
+use crate::api::SHARE_OFF_ANNOTATION as SHARE_OFF;
 
 /// The live workload: the owner's entry, and the gone session's, which owns the record.
 fn recorded() -> Value {
